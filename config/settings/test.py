@@ -13,7 +13,15 @@ CACHES = {
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="test"),
     }
 }
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+
+
+def _next_redis_db(url: str) -> str:
+    """The broker gets its own Redis database so clearing the cache between tests keeps queued tasks."""
+    base, _, db = url.rpartition("/")
+    return f"{base}/{(int(db) + 1) % 16}" if db.isdigit() else url
+
+
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=_next_redis_db(REDIS_URL))
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
