@@ -144,6 +144,10 @@ CELERY_BEAT_SCHEDULE = {
     "webhooks.dispatch_due": {"task": "webhooks.dispatch_due", "schedule": timedelta(seconds=30)},
     "loyalty.expire_points": {"task": "loyalty.expire_points", "schedule": crontab(minute=15, hour=2)},
     "loyalty.reevaluate_tiers": {"task": "loyalty.reevaluate_tiers", "schedule": crontab(minute=45, hour=2)},
+    # Campaigns: due runs, lost tasks and expired leases (the database is the truth, ARCHITECTURE.md).
+    "campaigns.dispatch_due": {"task": "campaigns.dispatch_due", "schedule": timedelta(minutes=1)},
+    "campaigns.process_triggers": {"task": "campaigns.process_triggers", "schedule": timedelta(minutes=1)},
+    "campaigns.attribute_orders": {"task": "campaigns.attribute_orders", "schedule": timedelta(minutes=5)},
 }
 
 # --- Email -------------------------------------------------------------------------------------
@@ -209,6 +213,27 @@ COMPANY_POSTAL_ADDRESS = env(
 SUPPRESSION_HASH_KEY = env("SUPPRESSION_HASH_KEY", default="reachly-suppression-v1")
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+
+# --- Campaign delivery (docs/delivery.md) -----------------------------------------------------
+# Web Push: VAPID key pair (base64url private key, as `vapid --gen` or py_vapid produce) and a contact.
+WEBPUSH_VAPID_PRIVATE_KEY = env("WEBPUSH_VAPID_PRIVATE_KEY", default="")
+WEBPUSH_VAPID_PUBLIC_KEY = env("WEBPUSH_VAPID_PUBLIC_KEY", default="")
+WEBPUSH_VAPID_SUBJECT = env("WEBPUSH_VAPID_SUBJECT", default="mailto:push@example.com")
+# Generic HTTP push provider: requests are signed with this secret (X-Reachly-Signature).
+PUSH_HTTP_SECRET = env("PUSH_HTTP_SECRET", default="change-me-push-secret")
+# Bounce/complaint webhooks in Reachly's signed format (/t/webhooks/delivery/).
+DELIVERY_WEBHOOK_SECRET = env("DELIVERY_WEBHOOK_SECRET", default="")
+# Messages per second per provider (smtp, anymail.<esp>, push, default); empty = unlimited.
+CAMPAIGN_SEND_RATES = env.dict("CAMPAIGN_SEND_RATES", cast={"value": float}, default={})
+# Share of all customers who get no campaign at all (the global holdout, in percent).
+CAMPAIGN_GLOBAL_HOLDOUT_PERCENT = env.float("CAMPAIGN_GLOBAL_HOLDOUT_PERCENT", default=0.0)
+# Sending pipeline: rows per chunk, lease per chunk, senders per campaign, seconds per task.
+CAMPAIGN_CHUNK_SIZE = env.int("CAMPAIGN_CHUNK_SIZE", default=200)
+CAMPAIGN_LEASE_SECONDS = env.int("CAMPAIGN_LEASE_SECONDS", default=120)
+CAMPAIGN_SEND_PARALLELISM = env.int("CAMPAIGN_SEND_PARALLELISM", default=1)
+CAMPAIGN_TASK_BUDGET_SECONDS = env.int("CAMPAIGN_TASK_BUDGET_SECONDS", default=55)
+CAMPAIGN_SENDER_STALE_SECONDS = env.int("CAMPAIGN_SENDER_STALE_SECONDS", default=90)
+CAMPAIGN_RETRY_BASE_SECONDS = env.int("CAMPAIGN_RETRY_BASE_SECONDS", default=60)
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,124 @@
+"""Email through Django's email backends: SMTP, or an ESP through django-anymail.
+
+A chunk opens ONE connection and sends every message over it; each message's answer is read on
+its own so one refused address never stops the chunk. SMTP replies map to the ledger by class:
+4xx is temporary (retry later with backoff), 5xx is permanent (failed). A dropped connection
+is reopened for the rest of the chunk and the message it hit is retried later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+import socket
+
+from django.conf import settings
+from django.core.mail import BadHeaderError, get_connection
+
+from campaigns.delivery.outcomes import Outcome, from_http_status
+
+try:
+    from anymail.exceptions import (
+        AnymailAPIError,
+        AnymailError,
+        AnymailInvalidAddress,
+        AnymailRecipientsRefused,
+        AnymailRequestsAPIError,
+    )
+except ImportError:  # pragma: no cover - anymail is a pinned dependency
+    AnymailError = AnymailAPIError = AnymailInvalidAddress = AnymailRecipientsRefused = None  # type: ignore
+    AnymailRequestsAPIError = None  # type: ignore
+
+
+def provider_name(backend_path: str | None = None) -> str:
+    """A short name for rate limits and reports: smtp, anymail.sendgrid, locmem…"""
+    path = backend_path or settings.EMAIL_BACKEND
+    parts = path.split(".")
+    if parts[0] == "anymail" and len(parts) > 2:
+        return f"anymail.{parts[2]}"
+    return parts[-2] if len(parts) > 1 else path
+
+
+def _smtp_code_outcome(code: int, text: bytes | str) -> Outcome:
+    detail = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+    message = f"SMTP {code} {detail}".strip()
+    if 400 <= code < 500:
+        return Outcome.retry(message)
+    return Outcome.failed(message)
+
+
+def classify(exc: BaseException) -> Outcome:
+    """Map an exception from a backend to retry or permanent failure.
+
+    Order matters: smtplib's exceptions and anymail's requests-based errors are OSErrors too.
+    """
+    if isinstance(exc, BadHeaderError):
+        return Outcome.failed(f"invalid header: {exc}")
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        code, text = next(iter(exc.recipients.values()), (550, b"recipient refused"))
+        return _smtp_code_outcome(code, text)
+    if isinstance(exc, smtplib.SMTPResponseException):  # sender refused, data error, others
+        return _smtp_code_outcome(exc.smtp_code, exc.smtp_error)
+    if AnymailError is not None and isinstance(exc, AnymailError):
+        if isinstance(exc, (AnymailRecipientsRefused, AnymailInvalidAddress)):
+            return Outcome.failed(f"ESP refused the recipient: {exc}")
+        status = getattr(exc, "status_code", None)
+        if isinstance(exc, AnymailAPIError) and status:
+            verdict = from_http_status(int(status))
+            return (
+                Outcome.retry(f"ESP HTTP {status}")
+                if verdict != "failed"
+                else Outcome.failed(f"ESP HTTP {status}: {exc}")
+            )
+        return Outcome.retry(f"ESP error: {exc}")
+    if isinstance(exc, (smtplib.SMTPServerDisconnected, socket.timeout, ConnectionError, OSError)):
+        return Outcome.retry(f"connection problem: {type(exc).__name__}: {exc}")
+    return Outcome.failed(f"{type(exc).__name__}: {exc}")
+
+
+def _esp_message_id(message) -> str:
+    status = getattr(message, "anymail_status", None)
+    if status is not None and getattr(status, "message_id", None):
+        return str(status.message_id)
+    return ""
+
+
+class EmailDelivery:
+    """One open connection for one chunk (use as a context manager)."""
+
+    def __init__(self, backend: str | None = None):
+        self.connection = get_connection(backend, fail_silently=False)
+        self.provider = provider_name(backend)
+
+    def __enter__(self) -> EmailDelivery:
+        # An unreachable server is not an error here: each message then fails as a retry.
+        with contextlib.suppress(Exception):
+            self.connection.open()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        with contextlib.suppress(Exception):  # closing a dead connection is not news
+            self.connection.close()
+
+    def deliver(self, message) -> Outcome:
+        message.connection = self.connection
+        try:
+            accepted = self.connection.send_messages([message])
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a ledger outcome
+            outcome = classify(exc)
+            closing = isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code == 421
+            if closing or isinstance(exc, (smtplib.SMTPServerDisconnected, socket.timeout, ConnectionError)):
+                self._reopen()
+            return outcome
+        status = getattr(message, "anymail_status", None)
+        if status is not None and status.status and status.status <= {"rejected", "invalid"}:
+            return Outcome.failed(f"ESP {'/'.join(sorted(status.status))}")
+        if accepted == 0:
+            return Outcome.retry("the backend accepted nothing")
+        return Outcome.sent(_esp_message_id(message))
+
+    def _reopen(self) -> None:
+        with contextlib.suppress(Exception):
+            self.connection.close()
+        with contextlib.suppress(Exception):  # still down: the next message will say so
+            self.connection.open()

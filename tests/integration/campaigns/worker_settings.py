@@ -1,0 +1,13 @@
+"""Settings for a Celery worker started by the campaign tests: the test settings, real email.
+
+config.settings.test pins the locmem email backend for in-process tests; a worker subprocess
+must talk SMTP to the test's sink, so EMAIL_URL (set by the fixture) wins here.
+"""
+
+from config.settings.test import *  # noqa: F403
+from config.settings.test import env
+
+if env("EMAIL_URL", default=""):
+    vars().update(env.email_url("EMAIL_URL"))
+CELERY_TASK_ALWAYS_EAGER = False
+LOGGING["root"]["level"] = "INFO"  # noqa: F405
