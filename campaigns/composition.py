@@ -20,11 +20,24 @@ from campaigns.models import Campaign, Channel, Variant
 from campaigns.tracking import tokens
 
 try:  # the rendering package, once merged (branch `rendering`)
-    from campaigns.rendering import TemplateError, build_email_message, push_payload, render
+    from campaigns.rendering import TemplateError, build_email_message, push_payload, render, text_from_html
 except ImportError:  # pragma: no cover - until the merge
-    from campaigns.interim_rendering import TemplateError, build_email_message, push_payload, render
+    from campaigns.interim_rendering import (
+        TemplateError,
+        build_email_message,
+        push_payload,
+        render,
+        text_from_html,
+    )
 
-__all__ = ["Composer", "ComposedMessage", "TemplateError", "render_preview"]
+__all__ = [
+    "ComposedMessage",
+    "Composer",
+    "TemplateError",
+    "build_email_message",
+    "render_preview",
+    "text_from_html",
+]
 
 EMAIL_PARTS = ("subject", "preheader", "html", "text")
 PUSH_PARTS = ("push_title", "push_body", "push_url", "push_icon")
@@ -64,9 +77,13 @@ class ComposedMessage:
 class Composer:
     """Builds the messages of one campaign; holds per-chunk state (token key, site URL)."""
 
+    @staticmethod
+    def site_url() -> str:
+        return settings.SITE_URL.rstrip("/")
+
     def __init__(self, campaign: Campaign):
         self.campaign = campaign
-        self.site = settings.SITE_URL.rstrip("/")
+        self.site = self.site_url()
         self.tokens = tokens.TokenMaker()
         self.from_email = self._from_address()
         self.domain = self.from_email.rpartition("@")[2].rstrip(">") or (

@@ -25,7 +25,7 @@ def send_batch(campaign_id: int) -> dict:
 
 @shared_task(name="campaigns.send_test", soft_time_limit=120, time_limit=150, **_TASK_OPTIONS)
 def send_test(test_send_id: int) -> dict:
-    from campaigns.services.test_sends import deliver_test_send
+    from campaigns.services.previews import deliver_test_send
 
     return deliver_test_send(test_send_id=test_send_id)
 
