@@ -102,7 +102,18 @@ def maximise_likelihood(
 
 
 def distinct_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """Distinct rows of the given aligned columns and how many customers share each."""
-    stacked = np.column_stack(columns)
-    unique, counts = np.unique(stacked, axis=0, return_counts=True)
-    return [unique[:, j] for j in range(unique.shape[1])], counts.astype(np.float64)
+    """Distinct rows of the given aligned columns (sorted) and how many customers share each.
+
+    A lexicographic sort and a scan, rather than ``np.unique(axis=0)``, which is several times
+    slower on a million rows.
+    """
+    order = np.lexsort(columns[::-1])
+    ordered = [column[order] for column in columns]
+    starts_row = np.ones(order.shape[0], dtype=bool)
+    changed = np.zeros(max(order.shape[0] - 1, 0), dtype=bool)
+    for column in ordered:
+        changed |= column[1:] != column[:-1]
+    starts_row[1:] = changed
+    starts = np.flatnonzero(starts_row)
+    counts = np.diff(np.append(starts, order.shape[0]))
+    return [column[starts] for column in ordered], counts.astype(np.float64)

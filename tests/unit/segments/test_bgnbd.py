@@ -225,3 +225,36 @@ def test_malformed_summaries_are_rejected(x, t_x, big_t, message):
 def test_negative_horizon_is_rejected(cdnow_fit):
     with pytest.raises(CustomerDataError, match="horizon"):
         cdnow_fit.expected_purchases(-1, 1, 1, 2)
+
+
+def _simulate_bgnbd(r, alpha, a, b, ages, rng):
+    """Customers drawn from the model itself: a purchase rate and a dropout probability each, then
+    exponential gaps between purchases and a coin toss after every repeat purchase."""
+    rate = rng.gamma(r, 1 / alpha, ages.size)
+    dropout = rng.beta(a, b, ages.size)
+    x, t_x, now = np.zeros(ages.size), np.zeros(ages.size), np.zeros(ages.size)
+    active = np.ones(ages.size, dtype=bool)
+    while active.any():
+        customers = np.flatnonzero(active)
+        next_purchase = now[customers] + rng.exponential(1 / rate[customers])
+        bought = next_purchase <= ages[customers]
+        active[customers[~bought]] = False
+        buyers = customers[bought]
+        x[buyers] += 1
+        t_x[buyers] = now[buyers] = next_purchase[bought]
+        active[buyers[rng.random(buyers.size) < dropout[buyers]]] = False
+    return x, t_x
+
+
+def test_parameters_of_simulated_customers_are_recovered():
+    rng = np.random.default_rng(42)
+    ages = rng.uniform(26, 52, 20_000)
+    x, t_x = _simulate_bgnbd(0.5, 8.0, 0.8, 2.5, ages, rng)
+    fit = fit_bgnbd(x, t_x, ages)
+    assert fit.r == pytest.approx(0.5, rel=0.05)
+    assert fit.alpha == pytest.approx(8.0, rel=0.1)
+    assert fit.a == pytest.approx(0.8, rel=0.15)
+    assert fit.b == pytest.approx(2.5, rel=0.15)
+    # A maximum of the likelihood is at least as likely as the truth.
+    truth = BGNBDModel(r=0.5, alpha=8.0, a=0.8, b=2.5, log_likelihood=0.0, customers=0)
+    assert fit.log_likelihood >= truth.log_likelihood_per_customer(x, t_x, ages).sum()

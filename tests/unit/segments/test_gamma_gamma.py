@@ -196,3 +196,20 @@ def test_bad_clv_options_are_rejected(spend_fit, purchases_fit, options, message
     }
     with pytest.raises(CustomerDataError, match=message):
         customer_lifetime_value(purchases_fit, spend_fit, **arguments)
+
+
+def test_parameters_of_simulated_spend_are_recovered():
+    rng = np.random.default_rng(7)
+    purchases = rng.integers(1, 15, 20_000).astype(float)
+    nu = rng.gamma(3.5, 1 / 20.0, purchases.size)
+    mean_spend = np.array(
+        [rng.gamma(6.0, 1 / rate, int(k)).mean() for rate, k in zip(nu, purchases, strict=True)]
+    )
+    fit = fit_gamma_gamma(purchases, mean_spend)
+    # Only customers' means are seen, so p (the spread of single purchases) is weakly identified:
+    # the likelihood is flat along p with p v fixed. The heterogeneity q and the mean spend are sharp.
+    assert fit.q == pytest.approx(3.5, rel=0.05)
+    assert fit.population_mean_spend == pytest.approx(6.0 * 20.0 / 2.5, rel=0.03)
+    assert fit.p == pytest.approx(6.0, rel=0.4)
+    truth, _ = _log_likelihood_and_gradient(np.array([6.0, 3.5, 20.0]), purchases, mean_spend)
+    assert fit.log_likelihood >= truth.sum()
