@@ -91,7 +91,7 @@ class BGNBDModel:
 
         Customers who never came back get 1: in BG/NBD a customer can only leave right after a
         purchase, so one who has made no repeat purchase has not had the chance (a known quirk of
-        the model; the spend and expected purchases still fall for them as they age).
+        the model; their expected purchases still fall as they age).
         """
         x, t_x, big_t = check_purchase_summary(frequency, recency, age)
         return expit(-self._log_odds_dead(x, t_x, big_t))
@@ -106,7 +106,7 @@ class BGNBDModel:
     ) -> np.ndarray:
         """Expected number of purchase days in the next ``horizon`` time units, given the history.
 
-        This is FHL (2005) equation (10)::
+        The conditional expectation of FHL (2005)::
 
             E[Y(t) | x, t_x, T] = (a+b+x-1)/(a-1)
                 * [1 - ((alpha+T)/(alpha+T+t))^(r+x) * 2F1(r+x, b+x; a+b+x-1; t/(alpha+T+t))]
@@ -128,7 +128,7 @@ class BGNBDModel:
     def expected_purchases_of_new_customer(self, horizon: ArrayLike) -> np.ndarray:
         """Expected repeat purchase days within ``horizon`` of a customer's first purchase.
 
-        FHL (2005) equation (9), E[X(t)]; used to forecast a cohort and to check the fit against the
+        E[X(t)] of FHL (2005); used to forecast a cohort and to check the fit against the
         cumulative repeat purchases of the calibration customers.
         """
         t = np.asarray(horizon, dtype=np.float64)

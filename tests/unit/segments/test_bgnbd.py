@@ -73,7 +73,7 @@ def test_predictions_track_the_holdout_period(cdnow_transactions, cdnow_summary,
     by_frequency = [predicted[x == k].mean() for k in range(7)]
     assert np.all(np.diff(by_frequency) > 0)
 
-    # Cumulative repeat purchases of the cohort, the model's aggregate forecast (FHL figure 2):
+    # Cumulative repeat purchases of the cohort, the model's aggregate forecast:
     # in the calibration period and to the end of the holdout.
     assert cdnow_fit.expected_purchases_of_new_customer(big_t).sum() == pytest.approx(x.sum(), rel=0.03)
     assert cdnow_fit.expected_purchases_of_new_customer(big_t + 39).sum() == pytest.approx(
@@ -96,7 +96,7 @@ def test_probability_alive_behaves_as_the_model_says(cdnow_fit):
 
 
 def _expected_purchases_by_series(model, t, x, t_x, big_t):
-    """FHL (2005) equation (10) as printed, with the 2F1 summed term by term in Python floats."""
+    """FHL (2005) conditional expectation as printed, with the 2F1 summed term by term in Python floats."""
     a_, b_, c_ = model.r + x, model.b + x, model.a + model.b + x - 1
     z = t / (model.alpha + big_t + t)
     term, total, n = 1.0, 1.0, 0
