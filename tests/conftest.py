@@ -12,11 +12,15 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)
-def _clear_cache():
-    """Throttle counters and caches live in Redis; start every test from a clean slate."""
-    from django.core.cache import cache
+def _clear_cache(request):
+    """Throttle counters and caches live in Redis; database tests start from a clean slate.
 
-    cache.clear()
+    Pure-core tests (no database) skip this, so they also run with `-p no:django`.
+    """
+    if {"db", "transactional_db", "live_server"} & set(request.fixturenames):
+        from django.core.cache import cache
+
+        cache.clear()
     yield
 
 
