@@ -87,6 +87,7 @@ class SmtpSink:
         self.lock = threading.Lock()
         self.reject_containing: dict[str, str] = {}
         self.refuse_until = 0.0
+        self.refuse_window = 0.0  # refuse for this long, counted from the first message that arrives
         self.controller = Controller(
             _SinkHandler(self), hostname="127.0.0.1", port=self.port, data_size_limit=10_000_000
         )
@@ -103,7 +104,12 @@ class SmtpSink:
             self.messages.append(mail)
 
     def refusing(self) -> bool:
+        if self.refuse_window:
+            self.refuse_until, self.refuse_window = time.monotonic() + self.refuse_window, 0.0
         return time.monotonic() < self.refuse_until
+
+    def refuse_from_first_message(self, seconds: float) -> None:
+        self.refuse_window = seconds
 
     def refuse_for(self, seconds: float) -> None:
         self.refuse_until = time.monotonic() + seconds
@@ -297,6 +303,63 @@ class CeleryWorker:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
+    def stop(self, grace: float = 3.0) -> None:
+        """SIGTERM (warm shutdown), then SIGKILL after `grace` seconds: the ledger makes either safe."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def cleanup(self) -> None:
+        self.stop()
+        with contextlib.suppress(OSError):
+            os.unlink(self.log.name)
+
+
+class CeleryBeat:
+    """`celery beat` with a file scheduler in a temporary directory (the tests' fast dispatcher)."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+        self.directory = tempfile.mkdtemp(prefix="campaign-beat-")
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> CeleryBeat:
+        self.process = subprocess.Popen(
+            [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "-S",
+                "celery.beat:PersistentScheduler",
+                "-s",
+                os.path.join(self.directory, "schedule"),
+                "--max-interval",
+                "1",
+                "-l",
+                "WARNING",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=open(os.path.join(self.directory, "beat.log"), "wb"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
@@ -307,9 +370,4 @@ class CeleryWorker:
                 self.process.wait(timeout=10)
 
     def output(self) -> str:
-        return Path(self.log.name).read_text(errors="replace")
-
-    def cleanup(self) -> None:
-        self.stop()
-        with contextlib.suppress(OSError):
-            os.unlink(self.log.name)
+        return Path(self.directory, "beat.log").read_text(errors="replace")

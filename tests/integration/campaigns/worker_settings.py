@@ -11,3 +11,15 @@ if env("EMAIL_URL", default=""):
     vars().update(env.email_url("EMAIL_URL"))
 CELERY_TASK_ALWAYS_EAGER = False
 LOGGING["root"]["level"] = "INFO"  # noqa: F405
+
+# A fast dispatcher for the reliability tests' beat process (production: every minute).
+_dispatch_seconds = env.float("CAMPAIGN_TEST_DISPATCH_SECONDS", default=0)
+if _dispatch_seconds:
+    from datetime import timedelta
+
+    CELERY_BEAT_SCHEDULE = {
+        "campaigns.dispatch_due": {
+            "task": "campaigns.dispatch_due",
+            "schedule": timedelta(seconds=_dispatch_seconds),
+        }
+    }

@@ -1,0 +1,22 @@
+"""Campaign fault tests reuse the real parts of the integration tests (SMTP sink, workers, beat)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.campaigns.conftest import push_receiver, send_settings, smtp_sink, start_worker  # noqa: F401
+from tests.integration.campaigns.real_parts import CeleryBeat
+
+
+@pytest.fixture
+def start_beat():
+    beats: list[CeleryBeat] = []
+
+    def start(env) -> CeleryBeat:
+        beat = CeleryBeat(env).start()
+        beats.append(beat)
+        return beat
+
+    yield start
+    for beat in beats:
+        beat.stop()
