@@ -35,13 +35,13 @@ def zone(name: str | None, default: str = "UTC") -> ZoneInfo:
 
 
 def at_local(day: date, clock: time, tz: ZoneInfo) -> datetime:
-    """`clock` on `day` in `tz`, as UTC. A time skipped by a DST jump lands just after the jump."""
-    local = datetime.combine(day, clock.replace(tzinfo=None)).replace(tzinfo=tz)
-    result = local.astimezone(UTC)
-    # A non-existent wall time (spring forward) maps to the earlier offset; move it past the gap.
-    if result.astimezone(tz).replace(tzinfo=None) != local.replace(tzinfo=None):
-        result = local.replace(fold=1).astimezone(UTC)
-    return result
+    """`clock` on `day` in `tz`, as UTC.
+
+    A wall time skipped by a spring-forward jump (02:30 when clocks go 02:00 -> 03:00) is read
+    with the offset before the jump (PEP 495, fold=0), so it lands just after the jump (03:30);
+    a repeated autumn time takes its first occurrence.
+    """
+    return datetime.combine(day, clock.replace(tzinfo=None)).replace(tzinfo=tz, fold=0).astimezone(UTC)
 
 
 def quiet_until(moment: datetime, tz: ZoneInfo, start: time | None, end: time | None) -> datetime | None:

@@ -78,7 +78,7 @@ def classify(exc: BaseException) -> Outcome:
 
 def _esp_message_id(message) -> str:
     status = getattr(message, "anymail_status", None)
-    if status is not None and getattr(status, "message_id", None):
+    if status is not None and getattr(status, "message_id", None) is not None:
         return str(status.message_id)
     return ""
 
@@ -100,8 +100,11 @@ class EmailDelivery:
         with contextlib.suppress(Exception):  # closing a dead connection is not news
             self.connection.close()
 
-    def deliver(self, message) -> Outcome:
+    def deliver(self, message, send_id: int | None = None) -> Outcome:
         message.connection = self.connection
+        if send_id is not None and self.provider.startswith("anymail."):
+            # ESP webhooks echo metadata back: the send is found without a lookup by ESP id.
+            message.metadata = {**(getattr(message, "metadata", None) or {}), "send_id": str(send_id)}
         try:
             accepted = self.connection.send_messages([message])
         except Exception as exc:  # noqa: BLE001 - every failure becomes a ledger outcome

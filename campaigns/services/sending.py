@@ -349,7 +349,7 @@ class ChunkSender:
                 if connection_failures >= CONSECUTIVE_CONNECTION_FAILURES:
                     outcome = Outcome.retry("provider unreachable; the rest of the chunk waits")
                 elif self.channel == Channel.EMAIL:
-                    outcome = delivery.deliver(message.message)
+                    outcome = delivery.deliver(message.message, send_id=row.id)
                 else:
                     outcome = delivery.deliver(message.message, subscriptions.get(row.customer_id, []))
                 if outcome.kind == RETRY and "connection problem" in outcome.detail:
