@@ -164,12 +164,11 @@ def test_an_esp_through_anymail(send_settings, settings):
 def test_provider_errors_map_to_retry_or_permanent_failure():
     import smtplib
 
+    import requests
     from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
     from django.core.mail import BadHeaderError
 
     from campaigns.delivery.email import classify
-
-    import requests
 
     def esp_error(status):
         response = requests.Response()
