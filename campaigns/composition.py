@@ -70,8 +70,9 @@ def send_id_from_message_id(message_id: str) -> int | None:
 @dataclass
 class ComposedMessage:
     send_id: int
-    message: Any  # EmailMessage for email, dict payload for push
+    message: Any  # a Django EmailMessage for email, a dict payload for push
     destinations: list[str] = field(default_factory=list)
+    message_id: str = ""
 
 
 class Composer:
@@ -126,13 +127,14 @@ class Composer:
     ) -> ComposedMessage:
         rendered = render(parts_for(Channel.EMAIL, variant.parts()), context)
         unsubscribe = context["links"]["unsubscribe_url"]
+        identifier = message_id_for(send_id, self.domain)
         message, destinations = build_email_message(
             rendered=rendered,
             from_email=self.from_email,
             to=to,
             reply_to=self.campaign.reply_to,
             headers={
-                "Message-ID": message_id_for(send_id, self.domain),
+                "Message-ID": identifier,
                 "X-Reachly-Campaign": str(self.campaign.pk),
             },
             rewrite_link=lambda url, _index: self.click_url(send_id, url),
@@ -142,11 +144,11 @@ class Composer:
             unsubscribe_url=unsubscribe,
             connection=connection,
         )
-        return ComposedMessage(send_id, message, list(destinations))
+        return ComposedMessage(send_id, message, list(destinations), identifier)
 
     def push(self, *, send_id: int, variant: Variant, context: Mapping[str, Any]) -> ComposedMessage:
         rendered = render(parts_for(Channel.PUSH, variant.parts()), context)
         destination = rendered.get("push_url") or self.site
         payload = push_payload(rendered=rendered, click_url=self.push_click_url(send_id, destination))
         payload["message_id"] = message_id_for(send_id, self.domain)
-        return ComposedMessage(send_id, payload, [destination])
+        return ComposedMessage(send_id, payload, [destination], payload["message_id"])

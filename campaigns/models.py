@@ -322,6 +322,9 @@ class Send(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     kills = models.PositiveSmallIntegerField(default=0)
+    message_id = models.CharField(
+        max_length=255, blank=True, default="", help_text="Message-ID header, derived from this row"
+    )
     provider_message_id = models.CharField(max_length=255, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -344,6 +347,7 @@ class Send(models.Model):
             models.Index(fields=["lease_expires_at"], name="send_leased_idx", condition=Q(state="sending")),
             models.Index(fields=["campaign", "state"], name="send_campaign_state_idx"),
             models.Index(fields=["customer", "channel", "sent_at"], name="send_customer_sent_idx"),
+            models.Index(fields=["message_id"], name="send_message_id_idx", condition=~Q(message_id="")),
         ]
 
     def __str__(self) -> str:

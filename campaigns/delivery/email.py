@@ -13,7 +13,7 @@ import smtplib
 import socket
 
 from django.conf import settings
-from django.core.mail import BadHeaderError, get_connection
+from django.core.mail import BadHeaderError, EmailMultiAlternatives, get_connection
 
 from campaigns.delivery.outcomes import Outcome, from_http_status
 
@@ -28,6 +28,58 @@ try:
 except ImportError:  # pragma: no cover - anymail is a pinned dependency
     AnymailError = AnymailAPIError = AnymailInvalidAddress = AnymailRecipientsRefused = None  # type: ignore
     AnymailRequestsAPIError = None  # type: ignore
+
+
+class _Prebuilt:
+    """What Django's backends call `message()` for: here the bytes are already made."""
+
+    def __init__(self, raw: bytes):
+        self.raw = raw
+
+    def as_bytes(self, *args, **kwargs) -> bytes:
+        return self.raw
+
+    def as_string(self, *args, **kwargs) -> str:
+        return self.raw.decode("utf-8", errors="replace")
+
+    def __getitem__(self, name: str):  # backends that peek at a header (none of Django's do)
+        return None
+
+
+class PrebuiltEmail(EmailMultiAlternatives):
+    """A message whose MIME bytes the rendering package built (CSS inlined, QP, encoded headers).
+
+    Django's SMTP, file and console backends send `raw` as it is -- building it again with
+    `email.message` would cost milliseconds per message and re-parse the headers. ESP backends
+    (anymail) read the parts instead: subject, text, HTML and the extra headers, all set too.
+    """
+
+    def __init__(
+        self,
+        *,
+        raw: bytes,
+        from_email: str,
+        to: str,
+        subject: str,
+        text: str,
+        html: str,
+        headers: dict[str, str],
+        reply_to: str = "",
+    ):
+        super().__init__(
+            subject=subject,
+            body=text,
+            from_email=from_email,
+            to=[to],
+            headers=headers,
+            reply_to=[reply_to] if reply_to else None,
+        )
+        if html:
+            self.attach_alternative(html, "text/html")
+        self.raw = raw
+
+    def message(self, *args, **kwargs):
+        return _Prebuilt(self.raw)
 
 
 def provider_name(backend_path: str | None = None) -> str:

@@ -265,9 +265,9 @@ def insert_sends(*, campaign_id: int, channel: str, rows: list[tuple], now: date
         table = Send._meta.db_table
         sql = f"""
             INSERT INTO {table} (run_id, campaign_id, variant_id, customer_id, channel, arm, state, reason,
-                                 not_before, lease_owner, attempts, kills, provider_message_id,
+                                 not_before, lease_owner, attempts, kills, message_id, provider_message_id,
                                  created_at, updated_at)
-            SELECT r, %s, v, c, %s, a, s, rs, nb, '', 0, 0, '', %s, %s
+            SELECT r, %s, v, c, %s, a, s, rs, nb, '', 0, 0, '', '', %s, %s
             FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::varchar[], %s::varchar[],
                         %s::varchar[], %s::timestamptz[]) AS t(r, v, c, a, s, rs, nb)
             ON CONFLICT DO NOTHING

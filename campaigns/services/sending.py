@@ -78,6 +78,7 @@ class Result:
     not_before: datetime | None = None
     sent_at: datetime | None = None
     provider_message_id: str = ""
+    message_id: str = ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,9 +141,10 @@ def record_results(*, owner: str, results: dict[int, Result]) -> int:
         sql = f"""
             UPDATE {table} AS s
                SET state = v.state, reason = v.reason, not_before = v.not_before, sent_at = v.sent_at,
-                   provider_message_id = v.pid, lease_owner = '', lease_expires_at = NULL, updated_at = %s
+                   provider_message_id = v.pid, message_id = CASE WHEN v.mid = '' THEN s.message_id ELSE v.mid END,
+                   lease_owner = '', lease_expires_at = NULL, updated_at = %s
               FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], %s::timestamptz[], %s::timestamptz[],
-                          %s::varchar[]) AS v(id, state, reason, not_before, sent_at, pid)
+                          %s::varchar[], %s::varchar[]) AS v(id, state, reason, not_before, sent_at, pid, mid)
              WHERE s.id = v.id AND s.lease_owner = %s AND s.state = 'sending'
         """  # noqa: S608
         with connection.cursor() as cursor:
@@ -156,6 +158,7 @@ def record_results(*, owner: str, results: dict[int, Result]) -> int:
                     [results[i].not_before for i in ids],
                     [results[i].sent_at for i in ids],
                     [results[i].provider_message_id[:255] for i in ids],
+                    [results[i].message_id[:255] for i in ids],
                     owner,
                 ],
             )
@@ -168,6 +171,7 @@ def record_results(*, owner: str, results: dict[int, Result]) -> int:
             not_before=result.not_before,
             sent_at=result.sent_at,
             provider_message_id=result.provider_message_id[:255],
+            **({"message_id": result.message_id[:255]} if result.message_id else {}),
             lease_owner="",
             lease_expires_at=None,
             updated_at=now,
@@ -358,6 +362,7 @@ class ChunkSender:
                     connection_failures = 0
                 dead.extend(outcome.dead_subscriptions)
                 results[row.id] = result_from_outcome(outcome, row, timezone.now())
+                results[row.id].message_id = message.message_id
         return dead
 
 

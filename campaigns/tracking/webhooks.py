@@ -47,7 +47,10 @@ def _first_time(provider: str, event_id: str, kind: str) -> bool:
 
 
 def _send_for(*, send_id=None, message_id: str = "") -> Send | None:
-    if send_id in (None, ""):
+    if send_id in (None, "") and message_id:
+        found = Send.objects.select_related("customer").filter(message_id=message_id.strip()).first()
+        if found is not None:
+            return found
         send_id = send_id_from_message_id(message_id)
     try:
         send_id = int(send_id) if send_id is not None else None
