@@ -87,7 +87,10 @@ _REQUIRED_KEYS: dict[str, frozenset[str]] = {
     "company": frozenset(CompanyContext.__annotations__),
 }
 
-_SCALARS = (str, int, float, bool, type(None), Decimal, dt.date, dt.datetime, dt.time)
+#: Exact types: a ``str`` subclass such as Django's ``SafeString`` or ``markupsafe.Markup``
+#: carries ``__html__`` and would be printed unescaped; an enum or model field type may
+#: carry methods. The Django side converts to these before rendering.
+_SCALARS = frozenset({str, int, float, bool, type(None), Decimal, dt.date, dt.datetime, dt.time})
 
 
 class ContextError(TypeError):
@@ -95,31 +98,48 @@ class ContextError(TypeError):
 
 
 def check_plain(value: object, path: str = "context", *, max_depth: int = 12) -> None:
-    """Refuse anything but plain data, naming the first offending path."""
-    stack: list[tuple[object, str, int]] = [(value, path, 0)]
-    while stack:
-        item, where, depth = stack.pop()
-        if isinstance(item, _SCALARS):
-            continue
-        if depth >= max_depth:
-            raise ContextError(f"{where} is nested more than {max_depth} levels deep")
-        if type(item) is dict:
-            for key, child in item.items():
-                if not isinstance(key, str):
-                    raise ContextError(f"{where} has a non-text key {key!r}")
-                stack.append((child, f"{where}.{key}", depth + 1))
-        elif type(item) in (list, tuple):
-            stack.extend((child, f"{where}[{i}]", depth + 1) for i, child in enumerate(item))  # type: ignore[arg-type]
-        else:
-            raise ContextError(
-                f"{where} is a {type(item).__name__!r}; only plain values (text, numbers, dates, "
-                "lists and dicts of them) may reach a template"
-            )
+    """Refuse anything but plain data, naming the first offending path.
+
+    Runs once per message, so the path is only spelled out when something is wrong.
+    """
+    found = _first_impure(value, max_depth)
+    if found is not None:
+        steps, problem = found
+        raise ContextError(f"{path}{''.join(reversed(steps))} {problem}")
+
+
+def _first_impure(value: object, depth: int) -> tuple[list[str], str] | None:
+    kind = type(value)
+    if kind in _SCALARS:
+        return None
+    if depth <= 0:
+        return [], "is nested too deeply"
+    if kind is dict:
+        for key, child in value.items():  # type: ignore[attr-defined]
+            if type(key) is not str:
+                return [], f"has a non-text key {key!r}"
+            if type(child) not in _SCALARS:
+                found = _first_impure(child, depth - 1)
+                if found is not None:
+                    found[0].append(f".{key}")
+                    return found
+        return None
+    if kind is list or kind is tuple:
+        for index, child in enumerate(value):  # type: ignore[arg-type]
+            if type(child) not in _SCALARS:
+                found = _first_impure(child, depth - 1)
+                if found is not None:
+                    found[0].append(f"[{index}]")
+                    return found
+        return None
+    return [], (
+        f"is a {kind.__name__!r}; only plain values (text, numbers, dates, "
+        "lists and dicts of them) may reach a template"
+    )
 
 
 def check_message_context(context: Mapping[str, object]) -> None:
-    """Check plainness and that every contract key is present."""
-    check_plain(dict(context))
+    """Check that every key of the contract is present (plainness is checked by every render)."""
     missing_names = [name for name in CONTEXT_NAMES if name not in context]
     if missing_names:
         raise ContextError(f"the context lacks {', '.join(missing_names)}")

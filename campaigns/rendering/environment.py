@@ -1,11 +1,12 @@
-"""The sandbox marketer templates run in, and the one function that renders them.
+"""The sandbox marketer templates run in, and the function that renders them.
 
 Three environments share one sandbox class:
 
-* ``html`` -- the HTML part; autoescaped; shipped ``templates/email/**/*.html`` loadable.
-* ``text`` -- subject, preheader and text part; not escaped (they are not HTML) but just
-  as sandboxed; shipped ``templates/email/**/*.txt`` loadable.
-* ``push`` -- push title, body, url and icon; shipped ``templates/push/**`` loadable.
+* ``html`` -- the HTML part; autoescaped (and it cannot be turned off); the shipped
+  ``templates/email/**/*.html`` can be extended, included and imported.
+* ``text`` -- subject, preheader and text part; not HTML-escaped (they are not HTML) but
+  just as sandboxed; the shipped ``templates/email/**/*.txt`` are loadable.
+* ``push`` -- push title, body, url and icon; the shipped ``templates/push/**`` are loadable.
 
 Undefined policy ("strict when printed, falsy when tested"): printing, iterating or doing
 arithmetic on a missing variable or field is an error naming it (with a "did you mean"
@@ -13,10 +14,20 @@ suggestion), and so is printing ``None`` -- "Hi None" and "Hi ," are both garbag
 subject line. ``{% if customer.attributes.vip %}``, ``is defined`` and ``|default(...)``
 work on missing values, so optional data is handled explicitly in the template.
 
-Limits: see ``limits.py``. The hooks below are the places a template cannot avoid:
-``getattr``/``getitem``/``call``/intercepted operators (Jinja's own sandbox hooks), every
-filter, every ``{% for %}`` iteration (the code generator wraps each loop's iterable),
-every ``~`` concatenation and every chunk of output (code generator again).
+Limits: see ``limits.py``. The hooks below are the places a template cannot avoid: every
+``{% for %}`` iteration (the code generator wraps each loop's iterable), every call
+(macros, ``caller()``, ``loop()``, methods), every filter, the intercepted operators, every
+``~`` concatenation and every chunk of output.
+
+Value markers (HTML part only). The HTML of a campaign is the same for every customer
+except for the values printed into it, so the costly steps of building a message (CSS
+inlining, finding links, writing the text part; ``message.py``) are done once per distinct
+*skeleton*: the HTML with each printed value replaced by a marker ``\\ue000N\\ue001``. The
+render records the values, and ``RenderedHtml.html`` substitutes them back. A marker could
+only change the result if the template looked inside its own captured output (a macro's
+or ``{% set %}`` block's text) with a filter, test, method, comparison, index or loop;
+each of those is a hook, and a hook that meets a marker renders the part again without
+markers (``PlainRenderNeeded``), so the result is always what a plain render gives.
 """
 
 from __future__ import annotations
@@ -28,20 +39,23 @@ import re
 import threading
 import time
 import types
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from jinja2 import BaseLoader, StrictUndefined, Template, TemplateNotFound, nodes
-from jinja2.compiler import CodeGenerator, Frame, optimizeconst
+from jinja2 import BaseLoader, StrictUndefined, Template, TemplateNotFound, TemplateSyntaxError, nodes
+from jinja2.compiler import CodeGenerator, Frame, operators, optimizeconst
+from jinja2.environment import TemplateModule
 from jinja2.runtime import LoopContext, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.utils import Cycler, Joiner, Namespace, missing
+from markupsafe import Markup, escape
 
 from campaigns.rendering.context import CONTEXT_NAMES, check_plain
 from campaigns.rendering.errors import TemplateError, TemplateProblem, problem_from_exception, source_filename
-from campaigns.rendering.filters import marketer_filters
+from campaigns.rendering.filters import marketer_filters, marketer_tests
 from campaigns.rendering.limits import (
     LimitExceeded,
     RenderBudget,
@@ -55,11 +69,19 @@ from campaigns.rendering.limits import (
     check_value_size,
     printed_size,
 )
+from campaigns.rendering.markers import (
+    MARK_CLOSE,
+    MARK_OPEN,
+    MARKER,
+    PlainRenderNeeded,
+    has_marker,
+    inspected_captured_output,
+)
 
 SHIPPED_ROOT = Path(__file__).resolve().parents[2] / "templates"
 
 #: Which environment renders which part of a message.
-FIELD_KINDS: Mapping[str, str] = {
+PART_KINDS: Mapping[str, str] = {
     "subject": "text",
     "preheader": "text",
     "html": "html",
@@ -141,13 +163,13 @@ class ShippedTemplates(BaseLoader):
                 if path.is_file() and not path.is_symlink() and path.suffix in suffixes:
                     self.sources[path.relative_to(root).as_posix()] = path.read_text(encoding="utf-8")
 
-    def get_source(self, environment: Any, template: str) -> tuple[str, str, Any]:
+    def get_source(self, environment: Any, template: str) -> tuple[str, str, Callable[[], bool]]:
         source = self.sources.get(template) if isinstance(template, str) else None
         if source is None:
             available = ", ".join(self.sources) or "none"
             raise TemplateNotFound(
                 str(template),
-                f"there is no shipped layout or block called {template!r} (available: {available})",
+                f"there is no shipped layout or block called {str(template)[:80]!r} (available: {available})",
             )
         return source, f"shipped:{template}", lambda: True
 
@@ -156,7 +178,8 @@ class ShippedTemplates(BaseLoader):
 
 
 # ---------------------------------------------------------------------------------------
-# Code generation: loops, concatenation and literal output go through the budget too
+# Code generation: loops, concatenation, literal output, comparisons and slices go through
+# the environment too
 
 LOOP_GUARD = "_loop_guard"
 
@@ -167,6 +190,8 @@ class GuardedLoop:
     __slots__ = ("_iterable",)
 
     def __init__(self, iterable: Iterable[Any]) -> None:
+        if isinstance(iterable, str) and MARK_OPEN in iterable:
+            inspected_captured_output()
         self._iterable = iterable
 
     def __iter__(self) -> Iterator[Any]:
@@ -181,6 +206,14 @@ class GuardedLoop:
 
 class GuardedCodeGenerator(CodeGenerator):
     def visit_Template(self, node: nodes.Template, frame: Frame | None = None) -> None:
+        for modifier in node.find_all((nodes.EvalContextModifier, nodes.ScopedEvalContextModifier)):
+            if any(keyword.key == "autoescape" for keyword in modifier.options):
+                raise TemplateSyntaxError(
+                    "autoescape cannot be switched in templates; customer data is always escaped in HTML",
+                    modifier.lineno,
+                    self.name,
+                    self.filename,
+                )
         for loop in node.find_all(nodes.For):
             if not (isinstance(loop.iter, nodes.Filter) and loop.iter.name == LOOP_GUARD):
                 loop.iter = nodes.Filter(loop.iter, LOOP_GUARD, [], [], None, None, lineno=loop.iter.lineno)
@@ -188,12 +221,7 @@ class GuardedCodeGenerator(CodeGenerator):
 
     @optimizeconst
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
-        if frame.eval_ctx.volatile:
-            join = "(markup_join if context.eval_ctx.volatile else str_join)"
-        elif frame.eval_ctx.autoescape:
-            join = "markup_join"
-        else:
-            join = "str_join"
+        join = "markup_join" if frame.eval_ctx.autoescape else "str_join"
         self.write(f"environment.bounded_concat({join}, (")
         for part in node.nodes:
             self.visit(part, frame)
@@ -202,6 +230,62 @@ class GuardedCodeGenerator(CodeGenerator):
 
     def _output_const_repr(self, group: Iterable[Any]) -> str:
         return f"environment.count_literal({super()._output_const_repr(group)})"
+
+    # Where captured HTML output (which may hold value markers) could be looked inside
+    # without a hook of its own. Only the HTML environment renders with markers.
+
+    def _observed(self, node: nodes.Expr, frame: Frame) -> None:
+        if frame.eval_ctx.autoescape:
+            self.write("environment.observed(")
+            self.visit(node, frame)
+            self.write(")")
+        else:
+            self.visit(node, frame)
+
+    @optimizeconst
+    def visit_Compare(self, node: nodes.Compare, frame: Frame) -> None:
+        self.write("(")
+        self._observed(node.expr, frame)
+        for operand in node.ops:
+            self.write(f" {operators[operand.op]} ")
+            self._observed(operand.expr, frame)
+        self.write(")")
+
+    @optimizeconst
+    def visit_Getitem(self, node: nodes.Getitem, frame: Frame) -> None:
+        if isinstance(node.arg, nodes.Slice):  # Jinja's own code bypasses getitem for slices
+            self._observed(node.node, frame)
+            self.write("[")
+            self.visit(node.arg, frame)
+            self.write("]")
+        else:
+            super().visit_Getitem(node, frame)
+
+    def visit_Tuple(self, node: nodes.Tuple, frame: Frame) -> None:
+        if node.ctx != "load":
+            super().visit_Tuple(node, frame)
+            return
+        self.write("(")
+        for item in node.items:
+            self._observed(item, frame)
+            self.write(", ")
+        self.write(")")
+
+    def visit_List(self, node: nodes.List, frame: Frame) -> None:
+        self.write("[")
+        for item in node.items:
+            self._observed(item, frame)
+            self.write(", ")
+        self.write("]")
+
+    def visit_Dict(self, node: nodes.Dict, frame: Frame) -> None:
+        self.write("{")
+        for pair in node.items:
+            self._observed(pair.key, frame)
+            self.write(": ")
+            self._observed(pair.value, frame)
+            self.write(", ")
+        self.write("}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -255,20 +339,7 @@ _STR_METHODS = frozenset(
 _DICT_METHODS = frozenset({"get", "items", "keys", "values"})
 _SEQUENCE_METHODS = frozenset({"count", "index"})
 _DATETIME_ATTRS = frozenset(
-    [
-        "year",
-        "month",
-        "day",
-        "hour",
-        "minute",
-        "second",
-        "weekday",
-        "isoweekday",
-        "isoformat",
-        "date",
-        "tzinfo",
-        "utcoffset",
-    ]
+    ["year", "month", "day", "hour", "minute", "second", "weekday", "isoweekday", "isoformat", "date"]
 )
 _DATE_ATTRS = frozenset(["year", "month", "day", "weekday", "isoweekday", "isoformat"])
 _TIME_ATTRS = frozenset(["hour", "minute", "second", "isoformat"])
@@ -281,7 +352,7 @@ _DATA_ATTRIBUTES: tuple[tuple[type | tuple[type, ...], frozenset[str]], ...] = (
     (dt.datetime, _DATETIME_ATTRS),
     (dt.date, _DATE_ATTRS),
     (dt.time, _TIME_ATTRS),
-    ((bool, int, float, Decimal, set, frozenset, type(None)), frozenset()),
+    ((bool, int, float, Decimal, set, frozenset, range, type(None)), frozenset()),
 )
 
 
@@ -294,17 +365,38 @@ def _data_allowlist(obj: object) -> frozenset[str] | None:
 
 def bounded_range(*args: int) -> range:
     budget = active_budget()
-    budget.tick()
     numbers = range(*args)
     check_items("range()", len(numbers), budget.limits)
     return numbers
+
+
+# Globals are functions, not classes: a class object would offer its own attributes
+# (``dict.fromkeys``, ``dict.mro``) to walk from.
+
+
+def make_dict(**items: Any) -> dict[str, Any]:
+    """``dict(a=1, b=2)``."""
+    return items
+
+
+def make_namespace(**attributes: Any) -> Namespace:
+    """``namespace(total=0)``: the one object a template may assign to (``{% set ns.total = ... %}``)."""
+    return Namespace(**attributes)
+
+
+def make_cycler(*items: Any) -> Cycler:
+    return Cycler(*items)
+
+
+def make_joiner(separator: str = ", ") -> Joiner:
+    return Joiner(separator)
 
 
 class MarketerSandbox(ImmutableSandboxedEnvironment):
     code_generator_class = GuardedCodeGenerator
     intercepted_binops = frozenset({"+", "*", "**", "%"})
 
-    def __init__(self, *, loader: BaseLoader | None, autoescape: bool) -> None:
+    def __init__(self, *, loader: ShippedTemplates, autoescape: bool) -> None:
         super().__init__(
             loader=loader,
             autoescape=autoescape,
@@ -313,14 +405,25 @@ class MarketerSandbox(ImmutableSandboxedEnvironment):
             trim_blocks=True,
             lstrip_blocks=True,
             auto_reload=False,
-            cache_size=100,
+            cache_size=-1,  # the shipped templates only; marketer templates are cached by source
         )
         self.globals.clear()
         self.globals.update(
-            {"range": bounded_range, "dict": dict, "namespace": Namespace, "cycler": Cycler, "joiner": Joiner}
+            {
+                "range": bounded_range,
+                "dict": make_dict,
+                "namespace": make_namespace,
+                "cycler": make_cycler,
+                "joiner": make_joiner,
+            }
         )
         self.filters = marketer_filters()
         self.filters[LOOP_GUARD] = GuardedLoop
+        self.tests = marketer_tests()
+        # Compile the shipped templates now, outside any render: Jinja folds constant
+        # expressions while compiling, and no render's state may end up in shared code.
+        for name in loader.list_templates():
+            self.get_template(name)
 
     # -- what may be touched ------------------------------------------------------------
 
@@ -341,14 +444,20 @@ class MarketerSandbox(ImmutableSandboxedEnvironment):
         )
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        """Dot lookup: a dict's field first (``customer.items`` is the field if it exists),
+        """Dot lookup: a dict's field first (``item.items`` is the field if there is one),
         then the attributes allowed for the value's type."""
-        active_budget().tick()
-        if isinstance(obj, Mapping):
+        if type(obj) is dict:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        elif isinstance(obj, Mapping):
             try:
                 return obj[attribute]
             except (KeyError, TypeError):
                 pass
+        elif isinstance(obj, str) and MARK_OPEN in obj:
+            inspected_captured_output()
         if attribute.startswith("_"):
             return self.unsafe_undefined(obj, attribute)
         allowed = _data_allowlist(obj)
@@ -371,7 +480,8 @@ class MarketerSandbox(ImmutableSandboxedEnvironment):
         return self.unsafe_undefined(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
-        active_budget().tick()
+        if has_marker(obj) or has_marker(argument):
+            inspected_captured_output()
         try:
             return obj[argument]
         except (TypeError, LookupError):
@@ -379,6 +489,12 @@ class MarketerSandbox(ImmutableSandboxedEnvironment):
         if isinstance(argument, str) and not isinstance(obj, Mapping):
             return self.getattr(obj, argument)
         return self.undefined(obj=obj, name=argument)
+
+    def observed(self, value: Any) -> Any:
+        """Compared, sliced or put in a list: captured output must not carry markers."""
+        if isinstance(value, str) and MARK_OPEN in value:
+            inspected_captured_output()
+        return value
 
     def wrap_str_format(self, value: Any) -> Any:
         wrapper = super().wrap_str_format(value)
@@ -407,6 +523,10 @@ class MarketerSandbox(ImmutableSandboxedEnvironment):
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         budget = active_budget()
         budget.tick()
+        if budget.slots is not None and (
+            any(has_marker(a) for a in args) or any(has_marker(v) for v in kwargs.values())
+        ):
+            raise PlainRenderNeeded
         if not __self.is_safe_callable(__obj):
             raise SecurityError(f"{type(__obj).__name__} objects cannot be called in templates")
         owner = getattr(__obj, "__self__", None)
@@ -431,7 +551,8 @@ class MarketerSandbox(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         budget = active_budget()
-        budget.tick()
+        if operator == "%" and has_marker(left):
+            inspected_captured_output()
         check_binop(operator, left, right, budget.limits)
         result = self.binop_table[operator](left, right)
         budget.built(result)
@@ -440,28 +561,40 @@ class MarketerSandbox(ImmutableSandboxedEnvironment):
     # -- output ---------------------------------------------------------------------------
 
     def finalize_value(self, value: Any) -> Any:
-        """Runs on every ``{{ ... }}`` before it becomes text."""
+        """Runs on every ``{{ ... }}`` before it becomes text (never at compile time:
+        outside a render there is no budget, so Jinja leaves the expression for runtime)."""
         budget = active_budget()
-        if value is None:
+        kind = type(value)
+        if kind is str or kind is Markup:
+            size = len(value)
+        elif value is None:
             raise LimitExceeded(
                 "empty",
                 "this prints an empty value (None); give it a fallback, e.g. "
                 "{{ customer.first_name|default('there', true) }} or {{ customer|first_name('there') }}",
             )
-        if isinstance(value, Undefined):
+        elif isinstance(value, Undefined):
+            return value  # printing it raises the undefined error
+        elif isinstance(value, TemplateModule):
+            raise SecurityError("an imported template cannot be printed; print one of its macros")
+        elif isinstance(value, str):
+            size = len(value)
+        else:
+            _check_printable(value)
+            size = printed_size(value, budget.limits.max_value_chars)
+        limits = budget.limits
+        if size > limits.max_value_chars:
+            check_value_size("a printed value", size, limits)
+        budget.produced += size
+        if budget.produced > limits.max_produced_chars:
+            budget.add_produced(0)  # raises with the message
+        slots = budget.slots
+        if slots is None:
             return value
-        if isinstance(value, (list, tuple, dict)):
-            hidden = _undefined_inside(value)
-            if hidden is not None:  # a list shows its items' repr, which would hide the error
-                hidden._fail_with_undefined_error()
-        size = len(value) if isinstance(value, str) else printed_size(value, budget.limits.max_value_chars)
-        check_value_size("a printed value", size, budget.limits)
-        budget.add_produced(size)
-        return value
+        return slots.marker_for(value)
 
     def bounded_concat(self, join: Any, parts: tuple[Any, ...]) -> Any:
         budget = active_budget()
-        budget.tick()
         cap = budget.limits.max_value_chars
         size = 0
         for part in parts:
@@ -475,23 +608,85 @@ class MarketerSandbox(ImmutableSandboxedEnvironment):
 
     def count_literal(self, text: str) -> str:
         budget = active_budget()
-        budget.tick()
-        budget.add_produced(len(text))
+        budget.produced += len(text)
+        if budget.produced > budget.limits.max_produced_chars:
+            budget.add_produced(0)  # raises with the message
         return text
 
 
-def _undefined_inside(value: Any, depth: int = 0) -> Undefined | None:
-    if depth > 4:
-        return None
-    items = value.values() if isinstance(value, dict) else value
-    for item in items:
-        if isinstance(item, Undefined):
-            return item
-        if isinstance(item, (list, tuple, dict)):
-            found = _undefined_inside(item, depth + 1)
-            if found is not None:
-                return found
-    return None
+_PRINTABLE_SCALARS = (str, bool, int, float, Decimal, dt.date, dt.time, type(None))
+
+
+def _check_printable(value: Any, depth: int = 0) -> None:
+    """Only data prints: an object's ``repr`` (``<built-in method join of str object at
+    0x7f...>``, ``<generator object ...>``) is never content, and can leak memory addresses.
+    A list is checked item by item, since it prints its items' ``repr`` and would hide a
+    missing value inside it."""
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    if isinstance(value, _PRINTABLE_SCALARS):
+        return
+    if depth < 6 and isinstance(value, (list, tuple, dict)):
+        for item in value.values() if isinstance(value, dict) else value:
+            _check_printable(item, depth + 1)
+        return
+    hint = " (add |list, or |join(', '))" if isinstance(value, Iterator) else ""
+    raise SecurityError(f"a {type(value).__name__} value cannot be printed{hint}")
+
+
+class ValueSlots:
+    """The values an HTML part printed, each once, in the order first printed.
+
+    Printed text goes into the output as a marker; markup (a macro's or block's output,
+    ``|urlize``...) goes in as it is, since it is template structure -- unless it holds no
+    tag at all, in which case it is a value too.
+    """
+
+    __slots__ = ("escaped", "raw", "index")
+
+    def __init__(self) -> None:
+        self.escaped: list[str] = []
+        self.raw: list[str] = []
+        self.index: dict[str, int] = {}
+
+    def marker_for(self, value: Any) -> Any:
+        kind = type(value)
+        if kind is str:
+            raw = value
+            escaped = None
+        elif hasattr(value, "__html__"):
+            escaped = value.__html__()
+            if "<" in escaped or MARK_OPEN in escaped or not escaped:
+                return value
+            raw = Markup(escaped).unescape()  # noqa: S704 -- already markup; unescaped for the text part
+        else:
+            raw = str(value)
+            escaped = None
+        if not raw:
+            return raw
+        number = self.index.get(raw)
+        if number is None:
+            if escaped is None:
+                if MARK_OPEN in raw:  # a list holding captured output, or data holding U+E000
+                    raise PlainRenderNeeded
+                escaped = str(escape(raw))
+            number = self.index[raw] = len(self.escaped)
+            self.escaped.append(escaped)
+            self.raw.append(raw)
+        return marker(number)
+
+
+_MARKERS: list[Markup] = []
+_MARKERS_LOCK = threading.Lock()
+
+
+def marker(number: int) -> Markup:
+    """The marker of value ``number``, made once (this runs for every value printed)."""
+    if number >= len(_MARKERS):
+        with _MARKERS_LOCK:
+            while len(_MARKERS) <= number:
+                _MARKERS.append(Markup(f"{MARK_OPEN}{len(_MARKERS)}{MARK_CLOSE}"))  # noqa: S704 -- no user text
+    return _MARKERS[number]
 
 
 # ---------------------------------------------------------------------------------------
@@ -527,57 +722,135 @@ def environment(kind: str) -> MarketerSandbox:
 
 
 @functools.lru_cache(maxsize=512)
-def compiled(kind: str, field: str, source: str) -> Template:
-    """Compile once per distinct source: a campaign renders one template 100,000 times."""
+def compiled(kind: str, part: str, source: str) -> Template:
+    """Compile once per distinct source: a campaign renders one template 100,000 times.
+
+    The cache key is the source text itself; Python keeps a string's hash on the string,
+    so a sender holding its template strings pays for hashing once, not per message.
+    """
     env = environment(kind)
-    code = env.compile(source, name=field, filename=source_filename(field))
+    code = env.compile(source, name=part, filename=source_filename(part))
     return env.template_class.from_code(env, code, env.make_globals(None), None)
 
 
-def render_field(field: str, source: str, context: Mapping[str, Any], *, budget: RenderBudget) -> str:
-    """Render one part under ``budget``; every failure becomes a :class:`TemplateError`."""
-    kind = FIELD_KINDS.get(field)
+@dataclass(frozen=True)
+class RenderedHtml:
+    """An HTML part with its value markers: ``html`` is what the customer gets.
+
+    ``skeleton`` is the same HTML with every printed value as a marker ``\\ue000N\\ue001``;
+    ``escaped[N]`` is value N as it appears in the HTML, ``raw[N]`` as plain text. A part
+    that had to be rendered plainly (``marked`` false) has no markers and empty lists.
+    """
+
+    skeleton: str
+    escaped: tuple[str, ...]
+    raw: tuple[str, ...]
+    marked: bool = True
+
+    @functools.cached_property
+    def html(self) -> str:
+        if not self.escaped:
+            return self.skeleton
+        escaped = self.escaped
+        return MARKER.sub(lambda match: escaped[int(match.group(1))], self.skeleton)
+
+
+def check_source(part: str, source: str, *, limits: RenderLimits = DEFAULT_LIMITS) -> Template:
+    """Compile a part without rendering it (syntax, sandbox refusals, size): for saving templates.
+
+    Raises :class:`TemplateError`; returns the compiled template (cached by source).
+    """
+    kind = PART_KINDS.get(part)
     if kind is None:
-        raise ValueError(f"unknown message part {field!r}; expected one of {', '.join(FIELD_KINDS)}")
-    limits = budget.limits
+        raise ValueError(f"unknown message part {part!r}; expected one of {', '.join(PART_KINDS)}")
     if len(source) > limits.max_source_chars:
         raise TemplateError.single(
-            field, f"the template is longer than {limits.max_source_chars:,} characters", reason="invalid"
+            part, f"the template is longer than {limits.max_source_chars:,} characters", reason="invalid"
         )
-    cap = limits.output_limit(field)
+    if MARK_OPEN in source or MARK_CLOSE in source:
+        raise TemplateError.single(
+            part, "the template contains private-use characters U+E000/U+E001", reason="invalid"
+        )
+    try:
+        return compiled(kind, part, source)
+    except RecursionError:
+        raise TemplateError.single(
+            part, "the template is nested too deeply to read", reason="syntax"
+        ) from None
+    except Exception as exc:
+        raise TemplateError([problem_from_exception(exc, part)]) from None
+
+
+def render_part(
+    part: str, source: str, context: Mapping[str, Any], *, budget: RenderBudget
+) -> str | RenderedHtml:
+    """Render one part under ``budget``; every failure becomes a :class:`TemplateError`.
+
+    The HTML part comes back as :class:`RenderedHtml`, the others as text.
+    """
+    template = check_source(part, source, limits=budget.limits)
+    if part == "html":
+        produced, items = budget.produced, budget.produced_items
+        slots = ValueSlots()
+        budget.slots = slots
+        try:
+            skeleton = _generate(part, template, context, budget)
+        except PlainRenderNeeded:
+            budget.produced, budget.produced_items = produced, items
+            budget.slots = None
+            return RenderedHtml(_generate(part, template, context, budget), (), (), marked=False)
+        finally:
+            budget.slots = None
+        return RenderedHtml(skeleton, tuple(slots.escaped), tuple(slots.raw))
+    return _generate(part, template, context, budget)
+
+
+def _generate(part: str, template: Template, context: Mapping[str, Any], budget: RenderBudget) -> str:
+    cap = budget.limits.output_limit(part)
     chunks: list[str] = []
     size = 0
     with budget_scope(budget):
         try:
-            template = compiled(kind, field, source)
-        except RecursionError:
-            raise TemplateError.single(
-                field, "the template is nested too deeply to read", reason="syntax"
-            ) from None
-        except Exception as exc:
-            raise TemplateError([problem_from_exception(exc, field)]) from None
-        try:
             for chunk in template.generate(context):
                 size += len(chunk)
                 if size > cap:
-                    raise LimitExceeded("output_limit", f"the {field} part is longer than {cap:,} characters")
+                    raise LimitExceeded("output_limit", f"the {part} part is longer than {cap:,} characters")
                 chunks.append(chunk)
         except Exception as exc:  # a broken template must never crash a send: report it
-            raise TemplateError([problem_from_exception(exc, field)]) from None
+            raise TemplateError([problem_from_exception(exc, part)]) from None
     return "".join(chunks)
 
 
-def render_fields(
-    fields: Mapping[str, str], context: Mapping[str, Any], *, limits: RenderLimits = DEFAULT_LIMITS
+def render_parts(
+    parts: Mapping[str, str], context: Mapping[str, Any], *, limits: RenderLimits = DEFAULT_LIMITS
 ) -> dict[str, str]:
-    """Render several parts of one message under one deadline, collecting every problem."""
-    check_plain(dict(context))
+    """Render several parts of one message under one deadline, collecting every problem.
+
+    ``parts`` maps part names (``subject``, ``preheader``, ``html``, ``text``,
+    ``push_title``, ``push_body``, ``push_url``, ``push_icon``) to template sources.
+    Returns the rendered text of each part; raises one :class:`TemplateError` listing the
+    problem of every broken part (a part after a time-limit breach is not tried).
+    """
+    return {
+        part: value.html if isinstance(value, RenderedHtml) else value
+        for part, value in render_message_parts(parts, context, limits=limits).items()
+    }
+
+
+def render_message_parts(
+    parts: Mapping[str, str], context: Mapping[str, Any], *, limits: RenderLimits = DEFAULT_LIMITS
+) -> dict[str, str | RenderedHtml]:
+    """:func:`render_parts`, with the HTML part as :class:`RenderedHtml` for ``message.py``."""
+    check_plain(context if type(context) is dict else dict(context))
+    unknown = [part for part in parts if part not in PART_KINDS]
+    if unknown:
+        raise ValueError(f"unknown message part(s) {unknown}; expected some of {', '.join(PART_KINDS)}")
     budget = RenderBudget(limits, time.monotonic() + limits.time_limit, context)
-    rendered: dict[str, str] = {}
+    rendered: dict[str, str | RenderedHtml] = {}
     problems: list[TemplateProblem] = []
-    for field, source in fields.items():
+    for part, source in parts.items():
         try:
-            rendered[field] = render_field(field, source, context, budget=budget)
+            rendered[part] = render_part(part, source, context, budget=budget)
         except TemplateError as exc:
             problems.extend(exc.problems)
             if exc.reason == "time_limit":

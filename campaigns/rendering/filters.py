@@ -21,6 +21,7 @@ from typing import Any
 from jinja2 import filters as jf
 from jinja2 import pass_context, pass_environment, pass_eval_context
 from jinja2.runtime import Context, Undefined
+from jinja2.tests import TESTS
 
 from campaigns.rendering import locale_formats
 from campaigns.rendering.limits import (
@@ -36,6 +37,7 @@ from campaigns.rendering.limits import (
     printed_size,
 )
 from campaigns.rendering.links import with_query, with_utm
+from campaigns.rendering.markers import MARK_OPEN, inspected_captured_output
 
 # ---------------------------------------------------------------------------------------
 # Context helpers: filters read the customer's locale and timezone from the render context;
@@ -297,6 +299,13 @@ def sum_(environment: Any, iterable: Iterable[Any], attribute: str | None = None
     return total
 
 
+@pass_environment
+def attr(environment: Any, value: Any, name: str) -> Any:
+    """``|attr('name')`` looks a field up like a dot does. (Jinja's own reads the attribute
+    with ``getattr`` before asking the sandbox, which runs property code on any object.)"""
+    return environment.getattr(value, str(name))
+
+
 def round_(value: float, precision: int = 0, method: str = "common") -> float:
     if not isinstance(precision, int) or not -20 <= precision <= 20:
         raise ValueError("|round precision must be between -20 and 20")
@@ -309,7 +318,6 @@ def round_(value: float, precision: int = 0, method: str = "common") -> float:
 #: Jinja built-ins offered as they are (they cannot amplify their input).
 _PLAIN_BUILTINS = [
     "abs",
-    "attr",
     "capitalize",
     "count",
     "d",
@@ -349,6 +357,7 @@ _PLAIN_BUILTINS = [
 ]
 
 _GUARDED_BUILTINS: dict[str, Callable[..., Any]] = {
+    "attr": attr,
     "batch": batch,
     "center": center,
     "format": format_,
@@ -382,7 +391,15 @@ _MARKETER_FILTERS: dict[str, Callable[..., Any]] = {
 _SLOW_TEXT_FILTERS = frozenset({"urlize", "title", "wordwrap", "wordcount", "striptags"})
 
 
-def _ticking(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+def _marked(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Does any argument hold value markers (captured HTML output, see environment.py)?"""
+    for arg in args:
+        if isinstance(arg, str) and MARK_OPEN in arg:
+            return True
+    return any(isinstance(v, str) and MARK_OPEN in v for v in kwargs.values())
+
+
+def guard_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     """Check the deadline before each filter call and account for the text it builds.
 
     Keeps Jinja's ``pass_context``/``pass_eval_context`` markers (``functools.wraps``
@@ -396,6 +413,8 @@ def _ticking(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         budget = active_budget()
         budget.tick()
+        if budget.slots is not None and _marked(args, kwargs):
+            inspected_captured_output()
         value = args[value_at] if len(args) > value_at else None
         if slow and isinstance(value, str) and len(value) > budget.limits.max_slow_filter_input:
             raise LimitExceeded(
@@ -409,11 +428,24 @@ def _ticking(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     return guarded
 
 
+def guard_test(function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        budget = active_budget()
+        if budget.slots is not None and _marked(args, kwargs):
+            inspected_captured_output()
+        return function(*args, **kwargs)
+
+    return guarded
+
+
 def marketer_filters() -> dict[str, Callable[..., Any]]:
     table: dict[str, Callable[..., Any]] = {name: jf.FILTERS[name] for name in _PLAIN_BUILTINS}
     table.update(_GUARDED_BUILTINS)
     table.update(_MARKETER_FILTERS)
-    return {name: _ticking(name, function) for name, function in table.items()}
+    return {name: guard_filter(name, function) for name, function in table.items()}
 
 
-__all__ = ["LimitExceeded", "marketer_filters"]
+def marketer_tests() -> dict[str, Callable[..., Any]]:
+    """Jinja's tests (``is defined``, ``is odd``, ``is in``...), each watching for markers."""
+    return {name: guard_test(function) for name, function in TESTS.items()}

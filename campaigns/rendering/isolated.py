@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from campaigns.rendering.context import check_plain
+from campaigns.rendering.environment import PART_KINDS, RenderedHtml
 from campaigns.rendering.errors import TemplateError, TemplateProblem
 from campaigns.rendering.limits import RenderBudget, RenderLimits
 
@@ -74,32 +75,36 @@ class IsolatedRenderer:
     # -- public -----------------------------------------------------------------------------
 
     def __call__(
-        self, fields: Mapping[str, str], context: Mapping[str, Any], *, limits: RenderLimits
-    ) -> dict[str, str]:
+        self, parts: Mapping[str, str], context: Mapping[str, Any], *, limits: RenderLimits
+    ) -> dict[str, str | RenderedHtml]:
+        """Same contract as ``environment.render_message_parts``."""
+        unknown = [part for part in parts if part not in PART_KINDS]
+        if unknown:
+            raise ValueError(f"unknown message part(s) {unknown}; expected some of {', '.join(PART_KINDS)}")
         check_plain(dict(context))
         request = pickle.dumps(
-            {"fields": list(fields.items()), "context": dict(context), "limits": limits},
+            {"parts": list(parts.items()), "context": dict(context), "limits": limits},
             protocol=pickle.HIGHEST_PROTOCOL,
         )
         with self._lock:
             child = self._ensure_child()
             hard_deadline = time.monotonic() + limits.time_limit + self.kill_after_extra_seconds
-            rendered: dict[str, str] = {}
+            rendered: dict[str, str | RenderedHtml] = {}
             problems: list[TemplateProblem] = []
-            awaiting = next(iter(fields), "template")
+            awaiting = next(iter(parts), "template")
             try:
                 self._write(child, request)
-                for field in fields:
-                    awaiting = field
+                for part in parts:
+                    awaiting = part
                     reply = self._read_reply(child, hard_deadline)
-                    if reply.get("field") != field:
+                    if reply.get("part") != part:
                         raise _ChildFailed("the renderer answered out of order", "crashed")
                     if reply.get("ok"):
-                        rendered[field] = str(reply["text"])
+                        rendered[part] = _rendered_from_reply(reply)
                     else:
                         problems.extend(
                             TemplateProblem(
-                                field, p.get("line"), str(p["message"]), str(p.get("reason", "error"))
+                                part, p.get("line"), str(p["message"]), str(p.get("reason", "error"))
                             )
                             for p in reply["problems"]
                         )
@@ -211,6 +216,24 @@ class IsolatedRenderer:
         return reply
 
 
+def _rendered_from_reply(reply: dict[str, Any]) -> str | RenderedHtml:
+    """Check the shape of an answer from the (untrusted) child."""
+    if "text" in reply and isinstance(reply["text"], str):
+        return reply["text"]
+    html = reply.get("html")
+    if isinstance(html, dict):
+        skeleton, escaped, raw = html.get("skeleton"), html.get("escaped"), html.get("raw")
+        if (
+            isinstance(skeleton, str)
+            and isinstance(escaped, list)
+            and isinstance(raw, list)
+            and len(escaped) == len(raw)
+            and all(isinstance(v, str) for v in escaped + raw)
+        ):
+            return RenderedHtml(skeleton, tuple(escaped), tuple(raw), marked=bool(html.get("marked")))
+    raise _ChildFailed("the renderer sent an unreadable answer", "crashed")
+
+
 class _ChildFailed(Exception):  # noqa: N818
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
@@ -246,9 +269,9 @@ def _write_frame(stream: BinaryIO, reply: dict[str, Any]) -> None:
 
 def serve(memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT) -> None:
     """Child main loop: one message per request, one reply per part."""
-    from campaigns.rendering.environment import FIELD_KINDS, environment, render_field
+    from campaigns.rendering.environment import environment, render_part
 
-    for kind in set(FIELD_KINDS.values()):  # load shipped templates before confinement
+    for kind in set(PART_KINDS.values()):  # load shipped templates before confinement
         environment(kind)
     _confine(memory_limit_bytes)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
@@ -260,16 +283,25 @@ def serve(memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT) -> None:
         limits: RenderLimits = request["limits"]
         context = request["context"]
         budget = RenderBudget(limits, time.monotonic() + limits.time_limit, context)
-        for field, source in request["fields"]:
+        for part, source in request["parts"]:
             try:
-                text = render_field(field, source, context, budget=budget)
-                _write_frame(stdout, {"field": field, "ok": True, "text": text})
+                result = render_part(part, source, context, budget=budget)
+                if isinstance(result, RenderedHtml):
+                    html = {
+                        "skeleton": result.skeleton,
+                        "escaped": list(result.escaped),
+                        "raw": list(result.raw),
+                        "marked": result.marked,
+                    }
+                    _write_frame(stdout, {"part": part, "ok": True, "html": html})
+                else:
+                    _write_frame(stdout, {"part": part, "ok": True, "text": result})
             except TemplateError as exc:
                 stop = exc.reason == "time_limit"
                 problems = [p.as_dict() for p in exc.problems]
-                _write_frame(stdout, {"field": field, "ok": False, "problems": problems, "stop": stop})
+                _write_frame(stdout, {"part": part, "ok": False, "problems": problems, "stop": stop})
                 if stop:
                     break
             except MemoryError:
                 problem = {"line": None, "message": "the template needed too much memory", "reason": "memory"}
-                _write_frame(stdout, {"field": field, "ok": False, "problems": [problem], "stop": False})
+                _write_frame(stdout, {"part": part, "ok": False, "problems": [problem], "stop": False})

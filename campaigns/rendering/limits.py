@@ -3,14 +3,18 @@
 Jinja's sandbox stops a template from reaching Python internals but puts no bound on
 how long it runs or how much it builds: ``range()`` is capped, yet two nested loops,
 ``'a' * 10**9`` or a macro that calls itself still take a worker down. The sandbox
-environment (``environment.py``) calls into this module from every hook a template
-cannot avoid -- each loop iteration, attribute and item lookup, call, filter,
-intercepted operator, string concatenation and output chunk -- so that:
+environment (``environment.py``) calls into this module from the hooks a template
+cannot avoid, so that:
 
-* a wall-clock deadline is checked at every step (a tight loop included), and
+* a wall-clock deadline is checked on every loop iteration and every call (macro,
+  ``caller()``, ``loop()``, method) and filter: a template can only run long by repeating
+  work, and every way to repeat goes through one of those -- a tight nested loop included;
 * every value a template builds is checked *before* it is built against a size cap, so a
   single C-level operation (``str * int``, ``str.center``, ``'%9999999d' % 1``) can
-  never allocate more than the cap.
+  never allocate more than the cap;
+* everything that can pile up in memory -- output (including macro and block buffers),
+  texts built by filters and calls, items materialised by ``|list``-like filters -- is
+  counted against a total.
 
 The budget of the render in progress lives in a ``ContextVar``, so one compiled template
 can be rendered by several threads at once, each under its own budget.
@@ -66,6 +70,9 @@ class RenderLimits:
     #: memory before it reaches the output counter, and ``items|map('center', 99999)|list``
     #: builds many values each under the per-value cap, so this is what bounds memory.
     max_produced_chars: int = 8_000_000
+    #: Items materialised in total by ``|list``, ``|batch``, ``|join``... (each capped at
+    #: ``max_items``): ``[range(10000)]|map('list')``-style nesting stays bounded.
+    max_produced_items: int = 200_000
     #: Longest input for the regex-driven text filters (urlize, title, wordwrap, wordcount,
     #: striptags), each of which takes ~0.3 s on a megabyte without a chance to check the clock.
     max_slow_filter_input: int = 100_000
@@ -99,7 +106,7 @@ class RenderBudget:
     without context still format money and dates for the right customer.
     """
 
-    __slots__ = ("deadline", "limits", "depth", "produced", "context")
+    __slots__ = ("deadline", "limits", "depth", "produced", "produced_items", "context", "slots")
 
     def __init__(
         self, limits: RenderLimits, deadline: float, context: Mapping[str, object] | None = None
@@ -108,7 +115,11 @@ class RenderBudget:
         self.deadline = deadline
         self.depth = 0
         self.produced = 0
+        self.produced_items = 0
         self.context = context or {}
+        #: Values printed by an HTML part rendered with value markers (``environment.py``);
+        #: ``None`` when the part is rendered plainly.
+        self.slots: object | None = None
 
     def tick(self) -> None:
         if time.monotonic() > self.deadline:
@@ -181,6 +192,8 @@ def printed_size(value: object, cap: int) -> int:
             total += 5
         elif isinstance(item, int):
             total += item.bit_length() * 30103 // 100000 + 2
+        elif isinstance(item, range):
+            total += len(item) * (len(str(max(abs(item.start), abs(item.stop)))) + 2)
         elif isinstance(item, (float, Decimal, dt.date, dt.time)):
             total += 40
         elif isinstance(item, Mapping):
@@ -225,6 +238,12 @@ def bounded_list(iterable: Iterable[object], what: str, budget: RenderBudget) ->
             check_items(what, len(items), budget.limits)
         if len(items) & 255 == 0:
             budget.tick()
+    budget.produced_items += len(items)
+    if budget.produced_items > budget.limits.max_produced_items:
+        raise LimitExceeded(
+            "value_limit",
+            f"the template built more than {budget.limits.max_produced_items:,} list items in total",
+        )
     return items
 
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from campaigns.rendering.context import check_message_context
-from campaigns.rendering.environment import DEFAULT_LIMITS, one_line, render_fields
+from campaigns.rendering.environment import DEFAULT_LIMITS, one_line, render_message_parts
 from campaigns.rendering.errors import TemplateError, TemplateProblem
 from campaigns.rendering.limits import RenderLimits
-from campaigns.rendering.links import LinkRewriter, is_web_url, with_utm
-from campaigns.rendering.message import FieldRenderer
+from campaigns.rendering.links import LinkRewriter, LinkTracker, is_web_url
+from campaigns.rendering.message import PartRenderer
 
 ELLIPSIS = "\u2026"
 
@@ -87,18 +87,21 @@ def render_push(
     *,
     limits: RenderLimits = DEFAULT_LIMITS,
     push_limits: PushLimits = PushLimits(),  # noqa: B008 -- frozen, shared safely
-    renderer: FieldRenderer = render_fields,
+    renderer: PartRenderer = render_message_parts,
     rewrite_link: LinkRewriter | None = None,
     utm: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The payload ``{"title", "body"[, "url"][, "icon"]}`` for one customer."""
+    """The payload ``{"title", "body"[, "url"][, "icon"]}`` for one customer.
+
+    The click URL gets the UTM parameters, then ``rewrite_link(url, 0)``.
+    """
     check_message_context(context)
-    fields = {"push_title": templates.title, "push_body": templates.body}
+    parts = {"push_title": templates.title, "push_body": templates.body}
     if templates.url and templates.url.strip():
-        fields["push_url"] = templates.url
+        parts["push_url"] = templates.url
     if templates.icon and templates.icon.strip():
-        fields["push_icon"] = templates.icon
-    rendered = renderer(fields, context, limits=limits)
+        parts["push_icon"] = templates.icon
+    rendered = {part: str(text) for part, text in renderer(parts, context, limits=limits).items()}
 
     title = one_line(rendered["push_title"])
     body = one_line(rendered["push_body"])
@@ -120,8 +123,8 @@ def render_push(
     }
     url = _web_url("push_url", rendered.get("push_url", ""), push_limits)
     if url:
-        destination = with_utm(url, utm)
-        payload["url"] = rewrite_link(destination, 0) if rewrite_link else destination
+        tracked = LinkTracker(rewrite_link=rewrite_link, utm=utm).track(url)
+        payload["url"] = tracked or url
     icon = _web_url("push_icon", rendered.get("push_icon", ""), push_limits)
     if icon:
         payload["icon"] = icon
