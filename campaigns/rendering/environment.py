@@ -45,6 +45,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import jinja2.debug  # noqa: F401 -- Jinja imports it at the first template error; import it now
 from jinja2 import BaseLoader, StrictUndefined, Template, TemplateNotFound, TemplateSyntaxError, nodes
 from jinja2.compiler import CodeGenerator, Frame, operators, optimizeconst
 from jinja2.environment import TemplateModule
@@ -782,13 +783,16 @@ def check_source(part: str, source: str, *, limits: RenderLimits = DEFAULT_LIMIT
 
 
 def render_part(
-    part: str, source: str, context: Mapping[str, Any], *, budget: RenderBudget
+    part: str, source: str, context: Mapping[str, Any], *, budget: RenderBudget, markers: bool = True
 ) -> str | RenderedHtml:
     """Render one part under ``budget``; every failure becomes a :class:`TemplateError`.
 
-    The HTML part comes back as :class:`RenderedHtml`, the others as text.
+    The HTML part comes back as :class:`RenderedHtml`, the others as text. ``markers``
+    false renders the HTML part plainly (the tests compare both ways).
     """
     template = check_source(part, source, limits=budget.limits)
+    if part == "html" and not markers:
+        return RenderedHtml(_generate(part, template, context, budget), (), (), marked=False)
     if part == "html":
         produced, items = budget.produced, budget.produced_items
         slots = ValueSlots()

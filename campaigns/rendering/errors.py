@@ -81,17 +81,19 @@ def _lines_from_traceback(exc: BaseException, field: str) -> tuple[int | None, s
     """Find the marketer's line, and the shipped block it failed inside, from a traceback.
 
     Jinja rewrites traceback frames of template code so they carry the template's file
-    name and source line; our own parts are compiled as ``<field>``.
+    name and source line; our own parts are compiled as ``<field>``. Read from the frames
+    directly: no source file is opened to report an error.
     """
     marker = source_filename(field)
     line: int | None = None
     inner: str | None = None
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if frame.filename == marker:
-            line = frame.lineno
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        filename = frame.f_code.co_filename
+        if filename == marker:
+            line = lineno
             inner = None
-        elif frame.filename.startswith("shipped:"):
-            inner = f"{frame.filename.removeprefix('shipped:')} line {frame.lineno}"
+        elif filename.startswith("shipped:"):
+            inner = f"{filename.removeprefix('shipped:')} line {lineno}"
     return line, inner
 
 

@@ -275,7 +275,7 @@ def string(value: Any) -> str:
 def tojson(eval_ctx: Any, value: Any, indent: int | None = None) -> Any:
     budget = active_budget()
     if indent is not None and not 0 <= int(indent) <= 8:
-        raise ValueError("|tojson indent must be between 0 and 8")
+        raise LimitExceeded("value_limit", "|tojson indent must be between 0 and 8")
     check_value_size("|tojson", 4 * printed_size(value, budget.limits.max_value_chars), budget.limits)
     return jf.do_tojson(eval_ctx, value, indent)
 
@@ -308,7 +308,7 @@ def attr(environment: Any, value: Any, name: str) -> Any:
 
 def round_(value: float, precision: int = 0, method: str = "common") -> float:
     if not isinstance(precision, int) or not -20 <= precision <= 20:
-        raise ValueError("|round precision must be between -20 and 20")
+        raise LimitExceeded("value_limit", "|round precision must be between -20 and 20")
     return jf.do_round(value, precision, method)
 
 

@@ -1,7 +1,8 @@
 """A customer's message context as the Django side builds it (see docs/templates.md).
 
 Deterministic: no clock, no randomness. Pass keyword overrides for the top-level names,
-or ``customer=dict(...)`` fragments merged into the defaults via ``customer_overrides``.
+and ``customer_overrides={...}`` to change fields of the customer. Also used by
+``benchmarks/rendering.py``.
 """
 
 from __future__ import annotations
@@ -79,3 +80,19 @@ def sample_context(
         context["customer"].update(customer_overrides)
     context.update(copy.deepcopy(overrides))
     return context
+
+
+#: A typical campaign email: the shipped layout, a greeting, points and four recommendations.
+TYPICAL_EMAIL = {
+    "subject": "{{ customer|first_name }}, {{ recommendations|length }} picks for you",
+    "preheader": "You have {{ loyalty.points|number }} points",
+    "html": """{% extends "layouts/base.html" %}
+{% from "blocks/product_grid.html" import product_grid %}
+{% from "blocks/loyalty.html" import points_balance %}
+{% block content %}
+<h1>Hi {{ customer|first_name }}</h1>
+<p>New in this week: <a href="https://shop.example.com/new">see what's new</a>.</p>
+{{ points_balance(loyalty) }}
+{{ product_grid(recommendations, heading="Picked for you") }}
+{% endblock %}""",
+}
