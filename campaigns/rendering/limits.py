@@ -56,7 +56,7 @@ class RenderLimits:
     output_limits: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_OUTPUT_LIMITS))
     default_output_limit: int = 100_000
     #: Largest template source a marketer may save, per part.
-    max_source_chars: int = 200_000
+    max_source_chars: int = 100_000
     #: Largest string (or printed size of a list) any single operation may build.
     max_value_chars: int = 1_000_000
     #: Most items in a ``range()``, a repeated list, ``|list``, ``|batch``...

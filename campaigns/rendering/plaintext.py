@@ -86,6 +86,7 @@ _SPACES = re.compile(r"[ \t\r\n\f\v]+")
 _PARAGRAPH = "\x00P"
 _LINE = "\x00L"
 _BULLET = "\x00M"  # a list bullet: keeps its indentation
+_VERBATIM = "\x00V"  # text inside <pre>: keeps its spaces
 #: Placeholders in the generated text: a link ``\ue004K\ue005`` and a heading underline
 #: ``\ue006`` + character on its own line.
 _LINK = re.compile("\ue004([0-9]+)\ue005")
@@ -299,7 +300,7 @@ class _TextWriter:
         if self.link is not None:
             self.link[1].append(text)
         else:
-            self.out.append(text)
+            self.out.append(_VERBATIM + text if self.pre else text)
 
     def _only_breaks_after(self, index: int) -> bool:
         return all(p in (_LINE, _PARAGRAPH) or not p.strip() for p in self.out[index + 1 :])
@@ -312,8 +313,8 @@ class _TextWriter:
             if part in (_LINE, _PARAGRAPH):
                 pending = max(pending, 1 if part == _LINE else 2)
                 continue
-            bullet = part.startswith(_BULLET)
-            content = part[len(_BULLET) :] if bullet else part
+            kept = part.startswith((_BULLET, _VERBATIM))
+            content = part[len(_BULLET) :] if kept else part
             if not content or (pending and not content.strip()):
                 continue
             if pending:
@@ -323,7 +324,7 @@ class _TextWriter:
                         lines.append("")
                 current = ""
                 pending = 0
-            if not bullet and (not current.strip() or current.endswith(" ")):
+            if not kept and (not current.strip() or current.endswith(" ")):
                 content = content.lstrip(" ")
             current += content
         lines.append(current)

@@ -55,11 +55,22 @@ def _joins_previous(char: str) -> bool:
     )
 
 
+def _is_regional_indicator(char: str) -> bool:
+    return 0x1F1E6 <= ord(char) <= 0x1F1FF
+
+
 def truncate_text(text: str, limit: int) -> str:
+    """At most ``limit`` characters, ellipsis included, cut between whole characters as a
+    reader sees them (an accent, a skin tone, a family emoji or a flag stays whole)."""
     if len(text) <= limit:
         return text
     cut = max(limit - 1, 0)
     while cut > 0 and (_joins_previous(text[cut]) or text[cut - 1] == "\u200d"):
+        cut -= 1
+    flags = 0  # a flag is two regional indicators: never keep half of one
+    while cut - flags > 0 and _is_regional_indicator(text[cut - flags - 1]):
+        flags += 1
+    if flags % 2:
         cut -= 1
     head = text[:cut]
     space = head.rfind(" ")
