@@ -186,23 +186,56 @@ LOOP_GUARD = "_loop_guard"
 
 
 class GuardedLoop:
-    """Wraps a ``{% for %}`` iterable so every iteration checks the deadline."""
+    """Wraps a ``{% for %}`` iterable: every iteration checks the deadline and counts the
+    loop body's literal text (an upper bound computed when the template was compiled)."""
 
-    __slots__ = ("_iterable",)
+    __slots__ = ("_iterable", "literal_per_item")
 
-    def __init__(self, iterable: Iterable[Any]) -> None:
+    def __init__(self, iterable: Iterable[Any], literal_per_item: int = 0) -> None:
         if isinstance(iterable, str) and MARK_OPEN in iterable:
             inspected_captured_output()
         self._iterable = iterable
+        self.literal_per_item = literal_per_item
 
     def __iter__(self) -> Iterator[Any]:
-        tick = active_budget().tick
+        budget = active_budget()
+        tick = budget.tick
+        per_item = self.literal_per_item
+        cap = budget.limits.max_produced_chars
         for item in self._iterable:
             tick()
+            if per_item:
+                budget.produced += per_item
+                if budget.produced > cap:
+                    budget.add_produced(0)  # raises with the message
             yield item
 
     def __len__(self) -> int:
         return len(self._iterable)  # type: ignore[arg-type]
+
+
+def literal_size(body: Iterable[nodes.Node], shipped: Mapping[str, str]) -> int:
+    """Upper bound of the literal text one pass over ``body`` outputs: its text, nested
+    loops' text once (they count their own repeats), and whole shipped templates it includes.
+
+    Why this is enough to bound memory: every buffer Jinja joins (a macro's, a block's, the
+    output) holds values (counted when printed), results of calls (counted when returned)
+    and literal text -- counted per loop pass here, or else at most the template source
+    once per active call.
+    """
+    largest = max((len(source) for source in shipped.values()), default=0)
+    total = 0
+    for node in body:
+        for found in (node, *node.find_all((nodes.TemplateData, nodes.Include))):
+            if isinstance(found, nodes.TemplateData):
+                total += len(found.data)
+            elif not isinstance(found, nodes.Include):
+                continue
+            elif isinstance(found.template, nodes.Const) and isinstance(found.template.value, str):
+                total += len(shipped.get(found.template.value, ""))
+            else:
+                total += largest
+    return total
 
 
 class GuardedCodeGenerator(CodeGenerator):
@@ -215,9 +248,14 @@ class GuardedCodeGenerator(CodeGenerator):
                     self.name,
                     self.filename,
                 )
+        loader = self.environment.loader
+        shipped = loader.sources if isinstance(loader, ShippedTemplates) else {}
         for loop in node.find_all(nodes.For):
             if not (isinstance(loop.iter, nodes.Filter) and loop.iter.name == LOOP_GUARD):
-                loop.iter = nodes.Filter(loop.iter, LOOP_GUARD, [], [], None, None, lineno=loop.iter.lineno)
+                per_item = nodes.Const(literal_size([*loop.body, *loop.else_], shipped))
+                loop.iter = nodes.Filter(
+                    loop.iter, LOOP_GUARD, [per_item], [], None, None, lineno=loop.iter.lineno
+                )
         super().visit_Template(node, frame)
 
     @optimizeconst
@@ -229,8 +267,20 @@ class GuardedCodeGenerator(CodeGenerator):
             self.write(", ")
         self.write("))")
 
-    def _output_const_repr(self, group: Iterable[Any]) -> str:
-        return f"environment.count_literal({super()._output_const_repr(group)})"
+    # Output in HTML: ``environment.finalize_html(x)`` escapes (or marks) the value itself,
+    # instead of Jinja's ``escape(environment.finalize(x))``: one call, no second Markup.
+
+    def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        if frame.eval_ctx.autoescape:
+            self.write("environment.finalize_html(")
+        else:
+            super()._output_child_pre(node, frame, finalize)
+
+    def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        if frame.eval_ctx.autoescape:
+            self.write(")")
+        else:
+            super()._output_child_post(node, frame, finalize)
 
     # Where captured HTML output (which may hold value markers) could be looked inside
     # without a hook of its own. Only the HTML environment renders with markers.
@@ -536,7 +586,8 @@ class MarketerSandbox(ImmutableSandboxedEnvironment):
                 raise SecurityError(f"the text method {__obj.__name__!r} cannot be used in templates")
             args = check_str_method(owner, __obj.__name__, args, kwargs, budget)
         if isinstance(__obj, LoopContext) and args:  # recursive loop: loop(children)
-            args = (GuardedLoop(args[0]), *args[1:])
+            per_item = getattr(__obj._iterable, "literal_per_item", 0)
+            args = (GuardedLoop(args[0], per_item), *args[1:])
         budget.depth += 1
         try:
             if budget.depth > budget.limits.max_call_depth:
@@ -562,36 +613,22 @@ class MarketerSandbox(ImmutableSandboxedEnvironment):
     # -- output ---------------------------------------------------------------------------
 
     def finalize_value(self, value: Any) -> Any:
-        """Runs on every ``{{ ... }}`` before it becomes text (never at compile time:
-        outside a render there is no budget, so Jinja leaves the expression for runtime)."""
+        """Runs on every ``{{ ... }}`` of a text part before it becomes text (never at
+        compile time: outside a render there is no budget, so Jinja leaves it for runtime)."""
+        return _checked_output(value, active_budget())
+
+    def finalize_html(self, value: Any) -> Any:
+        """The HTML counterpart: checks, then escapes -- or, rendering with value markers,
+        returns the value's marker (see ``ValueSlots``)."""
         budget = active_budget()
-        kind = type(value)
-        if kind is str or kind is Markup:
-            size = len(value)
-        elif value is None:
-            raise LimitExceeded(
-                "empty",
-                "this prints an empty value (None); give it a fallback, e.g. "
-                "{{ customer.first_name|default('there', true) }} or {{ customer|first_name('there') }}",
-            )
-        elif isinstance(value, Undefined):
-            return value  # printing it raises the undefined error
-        elif isinstance(value, TemplateModule):
-            raise SecurityError("an imported template cannot be printed; print one of its macros")
-        elif isinstance(value, str):
-            size = len(value)
-        else:
-            _check_printable(value)
-            size = printed_size(value, budget.limits.max_value_chars)
-        limits = budget.limits
-        if size > limits.max_value_chars:
-            check_value_size("a printed value", size, limits)
-        budget.produced += size
-        if budget.produced > limits.max_produced_chars:
-            budget.add_produced(0)  # raises with the message
+        value = _checked_output(value, budget)
         slots = budget.slots
-        if slots is None:
-            return value
+        if slots is None or isinstance(value, Undefined):
+            return escape(value)
+        if type(value) is str:  # the common case, inlined: a value printed before reuses its marker
+            number = slots.index.get(value)
+            if number is not None:
+                return _MARKERS[number]
         return slots.marker_for(value)
 
     def bounded_concat(self, join: Any, parts: tuple[Any, ...]) -> Any:
@@ -607,12 +644,34 @@ class MarketerSandbox(ImmutableSandboxedEnvironment):
         budget.built(result)
         return result
 
-    def count_literal(self, text: str) -> str:
-        budget = active_budget()
-        budget.produced += len(text)
-        if budget.produced > budget.limits.max_produced_chars:
-            budget.add_produced(0)  # raises with the message
-        return text
+
+def _checked_output(value: Any, budget: RenderBudget) -> Any:
+    """What every printed value goes through: the printing policy, its size, the total."""
+    kind = type(value)
+    if kind is str or kind is Markup:
+        size = len(value)
+    elif value is None:
+        raise LimitExceeded(
+            "empty",
+            "this prints an empty value (None); give it a fallback, e.g. "
+            "{{ customer.first_name|default('there', true) }} or {{ customer|first_name('there') }}",
+        )
+    elif isinstance(value, Undefined):
+        return value  # printing it raises the undefined error
+    elif isinstance(value, TemplateModule):
+        raise SecurityError("an imported template cannot be printed; print one of its macros")
+    elif isinstance(value, str):
+        size = len(value)
+    else:
+        _check_printable(value)
+        size = printed_size(value, budget.limits.max_value_chars)
+    limits = budget.limits
+    if size > limits.max_value_chars:
+        check_value_size("a printed value", size, limits)
+    budget.produced += size
+    if budget.produced > limits.max_produced_chars:
+        budget.add_produced(0)  # raises with the message
+    return value
 
 
 _PRINTABLE_SCALARS = (str, bool, int, float, Decimal, dt.date, dt.time, type(None))
@@ -651,8 +710,7 @@ class ValueSlots:
         self.index: dict[str, int] = {}
 
     def marker_for(self, value: Any) -> Any:
-        kind = type(value)
-        if kind is str:
+        if type(value) is str:
             raw = value
             escaped = None
         elif hasattr(value, "__html__"):
@@ -670,23 +728,35 @@ class ValueSlots:
             if escaped is None:
                 if MARK_OPEN in raw:  # a list holding captured output, or data holding U+E000
                     raise PlainRenderNeeded
-                escaped = str(escape(raw))
+                escaped = escape_text(raw)
             number = self.index[raw] = len(self.escaped)
             self.escaped.append(escaped)
             self.raw.append(raw)
         return marker(number)
 
 
-_MARKERS: list[Markup] = []
+def escape_text(text: str) -> str:
+    """Exactly what ``markupsafe.escape`` does to a plain string (so a part rendered with
+    markers is byte for byte a part rendered without), minus making a ``Markup``."""
+    return (
+        text.replace("&", "&amp;")
+        .replace(">", "&gt;")
+        .replace("<", "&lt;")
+        .replace("'", "&#39;")
+        .replace('"', "&#34;")
+    )
+
+
+_MARKERS: list[str] = []
 _MARKERS_LOCK = threading.Lock()
 
 
-def marker(number: int) -> Markup:
+def marker(number: int) -> str:
     """The marker of value ``number``, made once (this runs for every value printed)."""
     if number >= len(_MARKERS):
         with _MARKERS_LOCK:
             while len(_MARKERS) <= number:
-                _MARKERS.append(Markup(f"{MARK_OPEN}{len(_MARKERS)}{MARK_CLOSE}"))  # noqa: S704 -- no user text
+                _MARKERS.append(f"{MARK_OPEN}{len(_MARKERS)}{MARK_CLOSE}")
     return _MARKERS[number]
 
 
@@ -810,19 +880,17 @@ def render_part(
 
 
 def _generate(part: str, template: Template, context: Mapping[str, Any], budget: RenderBudget) -> str:
-    cap = budget.limits.output_limit(part)
-    chunks: list[str] = []
-    size = 0
     with budget_scope(budget):
         try:
-            for chunk in template.generate(context):
-                size += len(chunk)
-                if size > cap:
-                    raise LimitExceeded("output_limit", f"the {part} part is longer than {cap:,} characters")
-                chunks.append(chunk)
+            text = template.render(context)
         except Exception as exc:  # a broken template must never crash a send: report it
             raise TemplateError([problem_from_exception(exc, part)]) from None
-    return "".join(chunks)
+    cap = budget.limits.output_limit(part)
+    if len(text) > cap:  # what memory it took is bounded by max_produced_chars
+        raise TemplateError.single(
+            part, f"the {part} part is longer than {cap:,} characters", reason="output_limit"
+        )
+    return text
 
 
 def render_parts(

@@ -61,8 +61,11 @@ class IsolatedRenderer:
         memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT,
         kill_after_extra_seconds: float = 0.5,
         max_reply_bytes: int = 16 * 1024 * 1024,
+        startup_timeout: float = 30.0,
     ) -> None:
         self.memory_limit_bytes = memory_limit_bytes
+        #: A new child's imports and shipped templates load before the first deadline starts.
+        self.startup_timeout = startup_timeout
         self.kill_after_extra_seconds = kill_after_extra_seconds
         self.max_reply_bytes = max_reply_bytes
         self._lock = threading.Lock()
@@ -87,12 +90,12 @@ class IsolatedRenderer:
             protocol=pickle.HIGHEST_PROTOCOL,
         )
         with self._lock:
-            child = self._ensure_child()
-            hard_deadline = time.monotonic() + limits.time_limit + self.kill_after_extra_seconds
             rendered: dict[str, str | RenderedHtml] = {}
             problems: list[TemplateProblem] = []
             awaiting = next(iter(parts), "template")
             try:
+                child = self._ensure_child()
+                hard_deadline = time.monotonic() + limits.time_limit + self.kill_after_extra_seconds
                 self._write(child, request)
                 for part in parts:
                     awaiting = part
@@ -154,6 +157,12 @@ class IsolatedRenderer:
         self._buffer = b""
         self._finalizer.detach()
         self._finalizer = weakref.finalize(self, IsolatedRenderer._stop_child, [self._child])
+        try:
+            ready = self._read_reply(self._child, time.monotonic() + self.startup_timeout)
+        except _ChildFailed:
+            ready = {}
+        if ready != {"ready": True}:
+            raise _ChildFailed("the template renderer did not start", "crashed")
         return self._child
 
     @staticmethod
@@ -275,6 +284,7 @@ def serve(memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT) -> None:
         environment(kind)
     _confine(memory_limit_bytes)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    _write_frame(stdout, {"ready": True})
     while True:
         frame = _read_frame(stdin)
         if frame is None:

@@ -219,6 +219,24 @@ def test_markers_never_change_the_html(source: str, keeps_markers: bool) -> None
         assert "\ue000" in marked.skeleton
 
 
+def test_customers_with_different_values_share_one_skeleton() -> None:
+    source = (
+        '{% from "blocks/loyalty.html" import points_balance %}<p>{{ customer.first_name }}</p>'
+        "{{ points_balance(loyalty) }}{{ recommendations[0].price }} {{ now }}"
+    )
+    skeletons = set()
+    for name, points, price in (("Ann", 12_500, Decimal("49.90")), ("Bob", 7, Decimal("5"))):
+        context = sample_context(customer_overrides={"first_name": name})
+        context["loyalty"]["points"] = points
+        context["recommendations"][0]["price"] = price
+        budget = RenderBudget(RenderLimits(), time.monotonic() + 5, context)
+        result = render_part("html", source, context, budget=budget)
+        assert isinstance(result, RenderedHtml)
+        skeletons.add(result.skeleton)
+        assert name in result.html and f"{points:,}" in result.html
+    assert len(skeletons) == 1
+
+
 def test_each_value_is_kept_once_with_its_escaped_and_raw_forms() -> None:
     context = sample_context(customer_overrides={"first_name": "Zoë & <Co>"})
     budget = RenderBudget(RenderLimits(), time.monotonic() + 5, context)

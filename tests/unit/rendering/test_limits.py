@@ -98,3 +98,17 @@ def test_printed_size_stops_counting_past_the_cap() -> None:
     assert printed_size(big, 10_000) == 10_001
     assert printed_size(range(10_000), 10**9) >= len(str(list(range(10_000))))
     assert printed_size({"a": [1, 2, 3]}, 1_000) >= len(str({"a": [1, 2, 3]}))
+
+
+def test_literal_text_repeated_by_loops_is_counted_as_it_is_produced() -> None:
+    limits = RenderLimits(max_produced_chars=1_000_000)
+    in_macro = (
+        "{% macro m() %}{% for i in range(10000) %}{% for j in range(100) %}"
+        + "y" * 1000
+        + "{% endfor %}{% endfor %}{% endmacro %}{{ m()|length }}"
+    )
+    assert _error({"html": in_macro}, limits).reason == "output_limit"
+    included = '{% for i in range(10000) %}{% include "blocks/footer.html" %}{% endfor %}'
+    error = _error({"html": included}, RenderLimits(max_produced_chars=100_000))
+    assert error.reason == "output_limit"
+    assert "produced more than 100,000 characters" in error.message
