@@ -826,6 +826,11 @@ class RenderedHtml:
         return MARKER.sub(lambda match: escaped[int(match.group(1))], self.skeleton)
 
 
+#: Private-use characters the markers and body plans use (``markers.py``, ``body_plan.py``,
+#: ``plaintext.py``); a template may not contain them.
+_RESERVED_CHARACTERS = re.compile("[\ue000-\ue00f]")
+
+
 def check_source(part: str, source: str, *, limits: RenderLimits = DEFAULT_LIMITS) -> Template:
     """Compile a part without rendering it (syntax, sandbox refusals, size): for saving templates.
 
@@ -838,9 +843,9 @@ def check_source(part: str, source: str, *, limits: RenderLimits = DEFAULT_LIMIT
         raise TemplateError.single(
             part, f"the template is longer than {limits.max_source_chars:,} characters", reason="invalid"
         )
-    if MARK_OPEN in source or MARK_CLOSE in source:
+    if _RESERVED_CHARACTERS.search(source):
         raise TemplateError.single(
-            part, "the template contains private-use characters U+E000/U+E001", reason="invalid"
+            part, "the template contains private-use characters U+E000 to U+E00F", reason="invalid"
         )
     try:
         return compiled(kind, part, source)

@@ -91,7 +91,7 @@ class LimitExceeded(Exception):  # noqa: N818 -- reads as "raise LimitExceeded(.
 
 
 class OutsideBudget(RuntimeError):  # noqa: N818
-    """Template code ran without an active budget: something bypassed ``render_fields``.
+    """Template code ran without an active budget: something bypassed ``render_message_parts``.
 
     The hooks refuse to run unbounded rather than fall back to "no limits"; this also keeps
     Jinja's compile-time constant folding from running filters (it catches the error and
@@ -153,7 +153,7 @@ _ACTIVE: contextvars.ContextVar[RenderBudget | None] = contextvars.ContextVar(
 def active_budget() -> RenderBudget:
     budget = _ACTIVE.get()
     if budget is None:
-        raise OutsideBudget("template code ran outside render_fields(); no limits are active")
+        raise OutsideBudget("template code ran outside a render; no limits are active")
     return budget
 
 

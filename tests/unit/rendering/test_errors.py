@@ -85,6 +85,7 @@ def test_check_source_compiles_without_rendering() -> None:
 
 
 def test_the_marker_characters_are_refused_in_sources() -> None:
-    with pytest.raises(TemplateError) as caught:
-        check_source("html", "<p>\ue000</p>")
-    assert caught.value.reason == "invalid"
+    for character in ("\ue000", "\ue001", "\ue002", "\ue006"):
+        with pytest.raises(TemplateError) as caught:
+            check_source("html", f"<p>{character}</p>")
+        assert caught.value.reason == "invalid"
