@@ -1,10 +1,11 @@
 """Render in a child process that can be killed: the backstop behind the in-process limits.
 
 The sandbox hooks (``environment.py``) stop every loop, call and operator we know of, and
-every size check runs before the allocation it guards. What they cannot stop is a single
-C-level operation that runs long on a value within the caps (a regex or text-wrap pass over
-a megabyte is tens of milliseconds, not seconds, but the list is not provably complete)
-or a bug in Jinja itself. A child process bounds all of that from outside:
+every size check runs before the allocation it guards. What they cannot stop is compiling
+a template -- not under the deadline; 4,000 ``{{ ... }}`` in 100 KB take about a second --
+a single C-level operation that runs long on a value within the caps (a regex or text-wrap
+pass over a megabyte is tens of milliseconds, not seconds, but the list is not provably
+complete), or a bug in Jinja itself. A child process bounds all of that from outside:
 
 * a wall-clock deadline enforced by the parent, which SIGKILLs the child when it passes
   (the child's own in-process deadline normally fires first and reports the line);
@@ -13,11 +14,11 @@ or a bug in Jinja itself. A child process bounds all of that from outside:
   kernel enforces it), no inherited environment: the child never sees ``SECRET_KEY``,
   database URLs or API keys, and is started with ``python -I``.
 
-Where it is used (see docs/templates.md): previews and test sends, i.e. templates seen for
-the first time, whose cost is one round trip (about 0.3 ms, see
-``benchmarks/rendering_overhead.py``) over an in-process render. Bulk sends render in
-process: the same template already passed a preview, the Celery task has its own hard time
-limit, and the in-process hooks still apply.
+Where it is used (see docs/templates.md): previews, test sends and saving a template, i.e.
+templates seen for the first time; a preview costs about 6 ms of wall clock this way
+against 0.7 ms in process (``benchmarks/rendering.py``). Campaign sends render in process:
+the template was compiled and previewed already, the in-process limits apply, and the Celery
+task's own hard time limit is the backstop.
 
 Protocol: the parent writes one length-prefixed pickle per message (the parent is trusted),
 the child answers one length-prefixed JSON object per part (the child is not trusted, so

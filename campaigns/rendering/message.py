@@ -97,7 +97,7 @@ def render_email(
     if templates.text and templates.text.strip():
         parts["text"] = templates.text
     rendered = renderer(parts, context, limits=limits)
-    subject = one_line(str(rendered["subject"]))
+    subject = clean_header_value(str(rendered["subject"]))  # as it will read in the inbox
     if not subject:
         raise TemplateError.single("subject", "the subject is empty for this customer", reason="empty")
     text = rendered.get("text")
@@ -121,9 +121,16 @@ _DOMAIN = re.compile(r"^[A-Za-z0-9.-]+$")
 _MAX_NAME = 200
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def clean_header_value(value: str) -> str:
-    """No CR, LF or other control character survives into a header; runs of space become one."""
-    return " ".join(_BREAKING.sub(" ", str(value)).replace("\t", " ").split())
+    """No CR, LF or other control character survives into a header; runs of space become one;
+    a lone surrogate (valid in JSON, not in UTF-8) becomes U+FFFD."""
+    text = _BREAKING.sub(" ", str(value)).replace("\t", " ")
+    if not text.isascii():
+        text = _SURROGATE.sub("\ufffd", text)
+    return " ".join(text.split())
 
 
 def encode_header(name: str, value: str) -> str:
@@ -187,7 +194,7 @@ def _formatted_mailbox(header_name: str, address: str, name: str) -> str:
 def message_id(ledger_key: str, domain: str) -> str:
     """Same ledger row, same Message-ID: retries after a crash are recognisable duplicates."""
     host = ascii_address(f"x@{domain}").partition("@")[2]
-    digest = hashlib.sha256(str(ledger_key).encode("utf-8")).hexdigest()[:40]
+    digest = hashlib.sha256(str(ledger_key).encode("utf-8", "surrogatepass")).hexdigest()[:40]
     return f"<{digest}@{host}>"
 
 
@@ -343,7 +350,7 @@ _NEWLINES = re.compile(r"\r\n|\r|\n")
 def _quoted_printable(body: str) -> bytes:
     """UTF-8 quoted-printable with CRLF line ends and lines of at most 76 octets."""
     body = body.replace("\n", "\r\n") if "\r" not in body else _NEWLINES.sub("\r\n", body)
-    return binascii.b2a_qp(body.encode("utf-8"), istext=True)
+    return binascii.b2a_qp(body.encode("utf-8", "replace"), istext=True)  # "replace": lone surrogates
 
 
 def _mime(headers: Mapping[str, str], boundary: str, text: str, html: str) -> bytes:
