@@ -799,6 +799,10 @@ def compiled(kind: str, part: str, source: str) -> Template:
     The cache key is the source text itself; Python keeps a string's hash on the string,
     so a sender holding its template strings pays for hashing once, not per message.
     """
+    if _RESERVED_CHARACTERS.search(source):  # checked here: once per source, not per render
+        raise TemplateError.single(
+            part, "the template contains private-use characters U+E000 to U+E00F", reason="invalid"
+        )
     env = environment(kind)
     code = env.compile(source, name=part, filename=source_filename(part))
     return env.template_class.from_code(env, code, env.make_globals(None), None)
@@ -843,12 +847,10 @@ def check_source(part: str, source: str, *, limits: RenderLimits = DEFAULT_LIMIT
         raise TemplateError.single(
             part, f"the template is longer than {limits.max_source_chars:,} characters", reason="invalid"
         )
-    if _RESERVED_CHARACTERS.search(source):
-        raise TemplateError.single(
-            part, "the template contains private-use characters U+E000 to U+E00F", reason="invalid"
-        )
     try:
         return compiled(kind, part, source)
+    except TemplateError:
+        raise
     except RecursionError:
         raise TemplateError.single(
             part, "the template is nested too deeply to read", reason="syntax"
