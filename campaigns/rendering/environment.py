@@ -1,0 +1,947 @@
+"""The sandbox marketer templates run in, and the function that renders them.
+
+Three environments share one sandbox class:
+
+* ``html`` -- the HTML part; autoescaped (and it cannot be turned off); the shipped
+  ``templates/email/**/*.html`` can be extended, included and imported.
+* ``text`` -- subject, preheader and text part; not HTML-escaped (they are not HTML) but
+  just as sandboxed; the shipped ``templates/email/**/*.txt`` are loadable.
+* ``push`` -- push title, body, url and icon; the shipped ``templates/push/**`` are loadable.
+
+Undefined policy ("strict when printed, falsy when tested"): printing, iterating or doing
+arithmetic on a missing variable or field is an error naming it (with a "did you mean"
+suggestion), and so is printing ``None`` -- "Hi None" and "Hi ," are both garbage in a
+subject line. ``{% if customer.attributes.vip %}``, ``is defined`` and ``|default(...)``
+work on missing values, so optional data is handled explicitly in the template.
+
+Limits: see ``limits.py``. The hooks below are the places a template cannot avoid: every
+``{% for %}`` iteration (the code generator wraps each loop's iterable), every call
+(macros, ``caller()``, ``loop()``, methods), every filter, the intercepted operators, every
+``~`` concatenation and every chunk of output.
+
+Value markers (HTML part only). The HTML of a campaign is the same for every customer
+except for the values printed into it, so the costly steps of building a message (CSS
+inlining, finding links, writing the text part; ``message.py``) are done once per distinct
+*skeleton*: the HTML with each printed value replaced by a marker ``\\ue000N\\ue001``. The
+render records the values, and ``RenderedHtml.html`` substitutes them back. A marker could
+only change the result if the template looked inside its own captured output (a macro's
+or ``{% set %}`` block's text) with a filter, test, method, comparison, index or loop;
+each of those is a hook, and a hook that meets a marker renders the part again without
+markers (``PlainRenderNeeded``), so the result is always what a plain render gives.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import functools
+import re
+import threading
+import time
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import jinja2.debug  # noqa: F401 -- Jinja imports it at the first template error; import it now
+from jinja2 import BaseLoader, StrictUndefined, Template, TemplateNotFound, TemplateSyntaxError, nodes
+from jinja2.compiler import CodeGenerator, Frame, operators, optimizeconst
+from jinja2.environment import TemplateModule
+from jinja2.runtime import LoopContext, Undefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.utils import Cycler, Joiner, Namespace, missing
+from markupsafe import Markup, escape
+
+from campaigns.rendering.context import CONTEXT_NAMES, check_plain
+from campaigns.rendering.errors import TemplateError, TemplateProblem, problem_from_exception, source_filename
+from campaigns.rendering.filters import marketer_filters, marketer_tests
+from campaigns.rendering.limits import (
+    LimitExceeded,
+    RenderBudget,
+    RenderLimits,
+    active_budget,
+    budget_scope,
+    check_binop,
+    check_brace_format,
+    check_items,
+    check_str_method,
+    check_value_size,
+    printed_size,
+)
+from campaigns.rendering.markers import (
+    MARK_CLOSE,
+    MARK_OPEN,
+    MARKER,
+    PlainRenderNeeded,
+    has_marker,
+    inspected_captured_output,
+)
+
+SHIPPED_ROOT = Path(__file__).resolve().parents[2] / "templates"
+
+#: Which environment renders which part of a message.
+PART_KINDS: Mapping[str, str] = {
+    "subject": "text",
+    "preheader": "text",
+    "html": "html",
+    "text": "text",
+    "push_title": "push",
+    "push_body": "push",
+    "push_url": "push",
+    "push_icon": "push",
+}
+
+DEFAULT_LIMITS = RenderLimits()
+
+
+# ---------------------------------------------------------------------------------------
+# Missing values
+
+
+class MissingValue(StrictUndefined):
+    """Strict when printed, iterated or computed with; falsy when tested in an ``if``.
+
+    A missing value reached through a refused attribute (``''.__class__``) is not
+    falsy: testing it raises the security error, so a probe cannot tell "refused" from
+    "absent" by branching on it.
+    """
+
+    __slots__ = ()
+    __eq__ = Undefined.__eq__
+    __ne__ = Undefined.__ne__
+    __hash__ = Undefined.__hash__
+
+    def __bool__(self) -> bool:
+        if self._undefined_exception is SecurityError:
+            self._fail_with_undefined_error()
+        return False
+
+    @property
+    def _undefined_message(self) -> str:
+        if self._undefined_hint:
+            return self._undefined_hint
+        name = self._undefined_name
+        owner = self._undefined_obj
+        if owner is missing:
+            return (
+                f"{name!r} is not a variable here (variables: {', '.join(CONTEXT_NAMES)}); "
+                "check the spelling, or guard it with |default(...)"
+            )
+        if owner is None:
+            return f"cannot read {name!r} of an empty value (None); check it with {{% if ... %}} first"
+        if isinstance(owner, Mapping):
+            keys = [k for k in owner if isinstance(k, str)]
+            close = difflib.get_close_matches(str(name), keys, n=1)
+            hint = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else f"fields: {', '.join(sorted(keys)[:15]) or 'none'}"
+            )
+            return f"no field {name!r} here ({hint}); use |default(...) for optional fields"
+        if isinstance(owner, (list, tuple)) and isinstance(name, int):
+            return f"there is no item {name} in a list of {len(owner)}"
+        return f"a {type(owner).__name__} value has no {name!r}"
+
+
+# ---------------------------------------------------------------------------------------
+# Shipped layouts and blocks
+
+
+class ShippedTemplates(BaseLoader):
+    """Only the project's own layouts and blocks, read once from disk, by exact name.
+
+    Marketer templates can ``{% extends %}``, ``{% include %}`` and ``{% import %}``
+    these and nothing else: a name is looked up in an in-memory table, never joined to a
+    path, so ``../`` and ``/etc/passwd`` are simply unknown names.
+    """
+
+    def __init__(self, root: Path, suffixes: tuple[str, ...]) -> None:
+        self.sources: dict[str, str] = {}
+        if root.is_dir():
+            for path in sorted(root.rglob("*")):
+                if path.is_file() and not path.is_symlink() and path.suffix in suffixes:
+                    self.sources[path.relative_to(root).as_posix()] = path.read_text(encoding="utf-8")
+
+    def get_source(self, environment: Any, template: str) -> tuple[str, str, Callable[[], bool]]:
+        source = self.sources.get(template) if isinstance(template, str) else None
+        if source is None:
+            available = ", ".join(self.sources) or "none"
+            raise TemplateNotFound(
+                str(template),
+                f"there is no shipped layout or block called {str(template)[:80]!r} (available: {available})",
+            )
+        return source, f"shipped:{template}", lambda: True
+
+    def list_templates(self) -> list[str]:
+        return sorted(self.sources)
+
+
+# ---------------------------------------------------------------------------------------
+# Code generation: loops, concatenation, literal output, comparisons and slices go through
+# the environment too
+
+LOOP_GUARD = "_loop_guard"
+
+
+class GuardedLoop:
+    """Wraps a ``{% for %}`` iterable: every iteration checks the deadline and counts the
+    loop body's literal text (an upper bound computed when the template was compiled)."""
+
+    __slots__ = ("_iterable", "literal_per_item")
+
+    def __init__(self, iterable: Iterable[Any], literal_per_item: int = 0) -> None:
+        if isinstance(iterable, str) and MARK_OPEN in iterable:
+            inspected_captured_output()
+        self._iterable = iterable
+        self.literal_per_item = literal_per_item
+
+    def __iter__(self) -> Iterator[Any]:
+        budget = active_budget()
+        tick = budget.tick
+        per_item = self.literal_per_item
+        cap = budget.limits.max_produced_chars
+        for item in self._iterable:
+            tick()
+            if per_item:
+                budget.produced += per_item
+                if budget.produced > cap:
+                    budget.add_produced(0)  # raises with the message
+            yield item
+
+    def __len__(self) -> int:
+        return len(self._iterable)  # type: ignore[arg-type]
+
+
+def literal_size(body: Iterable[nodes.Node], shipped: Mapping[str, str]) -> int:
+    """Upper bound of the literal text one pass over ``body`` outputs: its text, nested
+    loops' text once (they count their own repeats), and whole shipped templates it includes.
+
+    Why this is enough to bound memory: every buffer Jinja joins (a macro's, a block's, the
+    output) holds values (counted when printed), results of calls (counted when returned)
+    and literal text -- counted per loop pass here, or else at most the template source
+    once per active call.
+    """
+    largest = max((len(source) for source in shipped.values()), default=0)
+    total = 0
+    for node in body:
+        for found in (node, *node.find_all((nodes.TemplateData, nodes.Include))):
+            if isinstance(found, nodes.TemplateData):
+                total += len(found.data)
+            elif not isinstance(found, nodes.Include):
+                continue
+            elif isinstance(found.template, nodes.Const) and isinstance(found.template.value, str):
+                total += len(shipped.get(found.template.value, ""))
+            else:
+                total += largest
+    return total
+
+
+class GuardedCodeGenerator(CodeGenerator):
+    def visit_Template(self, node: nodes.Template, frame: Frame | None = None) -> None:
+        for modifier in node.find_all((nodes.EvalContextModifier, nodes.ScopedEvalContextModifier)):
+            if any(keyword.key == "autoescape" for keyword in modifier.options):
+                raise TemplateSyntaxError(
+                    "autoescape cannot be switched in templates; customer data is always escaped in HTML",
+                    modifier.lineno,
+                    self.name,
+                    self.filename,
+                )
+        loader = self.environment.loader
+        shipped = loader.sources if isinstance(loader, ShippedTemplates) else {}
+        for loop in node.find_all(nodes.For):
+            if not (isinstance(loop.iter, nodes.Filter) and loop.iter.name == LOOP_GUARD):
+                per_item = nodes.Const(literal_size([*loop.body, *loop.else_], shipped))
+                loop.iter = nodes.Filter(
+                    loop.iter, LOOP_GUARD, [per_item], [], None, None, lineno=loop.iter.lineno
+                )
+        super().visit_Template(node, frame)
+
+    @optimizeconst
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        join = "markup_join" if frame.eval_ctx.autoescape else "str_join"
+        self.write(f"environment.bounded_concat({join}, (")
+        for part in node.nodes:
+            self.visit(part, frame)
+            self.write(", ")
+        self.write("))")
+
+    # Output in HTML: ``environment.finalize_html(x)`` escapes (or marks) the value itself,
+    # instead of Jinja's ``escape(environment.finalize(x))``: one call, no second Markup.
+
+    def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        if frame.eval_ctx.autoescape:
+            self.write("environment.finalize_html(")
+        else:
+            super()._output_child_pre(node, frame, finalize)
+
+    def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        if frame.eval_ctx.autoescape:
+            self.write(")")
+        else:
+            super()._output_child_post(node, frame, finalize)
+
+    # Where captured HTML output (which may hold value markers) could be looked inside
+    # without a hook of its own. Only the HTML environment renders with markers.
+
+    def _observed(self, node: nodes.Expr, frame: Frame) -> None:
+        if frame.eval_ctx.autoescape:
+            self.write("environment.observed(")
+            self.visit(node, frame)
+            self.write(")")
+        else:
+            self.visit(node, frame)
+
+    @optimizeconst
+    def visit_Compare(self, node: nodes.Compare, frame: Frame) -> None:
+        self.write("(")
+        self._observed(node.expr, frame)
+        for operand in node.ops:
+            self.write(f" {operators[operand.op]} ")
+            self._observed(operand.expr, frame)
+        self.write(")")
+
+    @optimizeconst
+    def visit_Getitem(self, node: nodes.Getitem, frame: Frame) -> None:
+        if isinstance(node.arg, nodes.Slice):  # Jinja's own code bypasses getitem for slices
+            self._observed(node.node, frame)
+            self.write("[")
+            self.visit(node.arg, frame)
+            self.write("]")
+        else:
+            super().visit_Getitem(node, frame)
+
+    def visit_Tuple(self, node: nodes.Tuple, frame: Frame) -> None:
+        if node.ctx != "load":
+            super().visit_Tuple(node, frame)
+            return
+        self.write("(")
+        for item in node.items:
+            self._observed(item, frame)
+            self.write(", ")
+        self.write(")")
+
+    def visit_List(self, node: nodes.List, frame: Frame) -> None:
+        self.write("[")
+        for item in node.items:
+            self._observed(item, frame)
+            self.write(", ")
+        self.write("]")
+
+    def visit_Dict(self, node: nodes.Dict, frame: Frame) -> None:
+        self.write("{")
+        for pair in node.items:
+            self._observed(pair.key, frame)
+            self.write(": ")
+            self._observed(pair.value, frame)
+            self.write(", ")
+        self.write("}")
+
+
+# ---------------------------------------------------------------------------------------
+# The sandbox
+
+_STR_METHODS = frozenset(
+    [
+        "capitalize",
+        "casefold",
+        "center",
+        "count",
+        "endswith",
+        "find",
+        "format",
+        "index",
+        "isalnum",
+        "isalpha",
+        "isdecimal",
+        "isdigit",
+        "islower",
+        "isnumeric",
+        "isspace",
+        "istitle",
+        "isupper",
+        "join",
+        "ljust",
+        "lower",
+        "lstrip",
+        "partition",
+        "removeprefix",
+        "removesuffix",
+        "replace",
+        "rfind",
+        "rindex",
+        "rjust",
+        "rpartition",
+        "rsplit",
+        "rstrip",
+        "split",
+        "splitlines",
+        "startswith",
+        "strip",
+        "swapcase",
+        "title",
+        "upper",
+        "zfill",
+        "striptags",
+        "unescape",
+    ]
+)
+_DICT_METHODS = frozenset({"get", "items", "keys", "values"})
+_SEQUENCE_METHODS = frozenset({"count", "index"})
+_DATETIME_ATTRS = frozenset(
+    ["year", "month", "day", "hour", "minute", "second", "weekday", "isoweekday", "isoformat", "date"]
+)
+_DATE_ATTRS = frozenset(["year", "month", "day", "weekday", "isoweekday", "isoformat"])
+_TIME_ATTRS = frozenset(["hour", "minute", "second", "isoformat"])
+
+#: Plain data types: only the listed attributes; everything else is refused.
+_DATA_ATTRIBUTES: tuple[tuple[type | tuple[type, ...], frozenset[str]], ...] = (
+    (str, _STR_METHODS),
+    (Mapping, _DICT_METHODS),
+    ((list, tuple), _SEQUENCE_METHODS),
+    (dt.datetime, _DATETIME_ATTRS),
+    (dt.date, _DATE_ATTRS),
+    (dt.time, _TIME_ATTRS),
+    ((bool, int, float, Decimal, set, frozenset, range, type(None)), frozenset()),
+)
+
+
+def _data_allowlist(obj: object) -> frozenset[str] | None:
+    for types_, allowed in _DATA_ATTRIBUTES:
+        if isinstance(obj, types_):
+            return allowed
+    return None
+
+
+def bounded_range(*args: int) -> range:
+    budget = active_budget()
+    numbers = range(*args)
+    check_items("range()", len(numbers), budget.limits)
+    return numbers
+
+
+# Globals are functions, not classes: a class object would offer its own attributes
+# (``dict.fromkeys``, ``dict.mro``) to walk from.
+
+
+def make_dict(**items: Any) -> dict[str, Any]:
+    """``dict(a=1, b=2)``."""
+    return items
+
+
+def make_namespace(**attributes: Any) -> Namespace:
+    """``namespace(total=0)``: the one object a template may assign to (``{% set ns.total = ... %}``)."""
+    return Namespace(**attributes)
+
+
+def make_cycler(*items: Any) -> Cycler:
+    return Cycler(*items)
+
+
+def make_joiner(separator: str = ", ") -> Joiner:
+    return Joiner(separator)
+
+
+class MarketerSandbox(ImmutableSandboxedEnvironment):
+    code_generator_class = GuardedCodeGenerator
+    intercepted_binops = frozenset({"+", "*", "**", "%"})
+
+    def __init__(self, *, loader: ShippedTemplates, autoescape: bool) -> None:
+        super().__init__(
+            loader=loader,
+            autoescape=autoescape,
+            undefined=MissingValue,
+            finalize=self.finalize_value,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=False,
+            cache_size=-1,  # the shipped templates only; marketer templates are cached by source
+        )
+        self.globals.clear()
+        self.globals.update(
+            {
+                "range": bounded_range,
+                "dict": make_dict,
+                "namespace": make_namespace,
+                "cycler": make_cycler,
+                "joiner": make_joiner,
+            }
+        )
+        self.filters = marketer_filters()
+        self.filters[LOOP_GUARD] = GuardedLoop
+        self.tests = marketer_tests()
+        # Compile the shipped templates now, outside any render: Jinja folds constant
+        # expressions while compiling, and no render's state may end up in shared code.
+        for name in loader.list_templates():
+            self.get_template(name)
+
+    # -- what may be touched ------------------------------------------------------------
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if attr.startswith("_"):
+            return False
+        allowed = _data_allowlist(obj)
+        if allowed is not None:
+            return attr in allowed
+        return super().is_safe_attribute(obj, attr, value)
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Undefined:
+        return self.undefined(
+            f"{attribute!r} of a {type(obj).__name__} value cannot be used in templates",
+            name=attribute,
+            obj=obj,
+            exc=SecurityError,
+        )
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """Dot lookup: a dict's field first (``item.items`` is the field if there is one),
+        then the attributes allowed for the value's type."""
+        if type(obj) is dict:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        elif isinstance(obj, Mapping):
+            try:
+                return obj[attribute]
+            except (KeyError, TypeError):
+                pass
+        elif isinstance(obj, str) and MARK_OPEN in obj:
+            inspected_captured_output()
+        if attribute.startswith("_"):
+            return self.unsafe_undefined(obj, attribute)
+        allowed = _data_allowlist(obj)
+        if allowed is not None and attribute not in allowed:
+            if hasattr(type(obj), attribute):
+                return self.unsafe_undefined(obj, attribute)
+            return self.undefined(obj=obj, name=attribute)
+        try:
+            value = getattr(obj, attribute)
+        except AttributeError:
+            try:
+                return obj[attribute]
+            except (TypeError, LookupError):
+                return self.undefined(obj=obj, name=attribute)
+        formatter = self.wrap_str_format(value)
+        if formatter is not None:
+            return formatter
+        if self.is_safe_attribute(obj, attribute, value):
+            return value
+        return self.unsafe_undefined(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if has_marker(obj) or has_marker(argument):
+            inspected_captured_output()
+        try:
+            return obj[argument]
+        except (TypeError, LookupError):
+            pass
+        if isinstance(argument, str) and not isinstance(obj, Mapping):
+            return self.getattr(obj, argument)
+        return self.undefined(obj=obj, name=argument)
+
+    def observed(self, value: Any) -> Any:
+        """Compared, sliced or put in a list: captured output must not carry markers."""
+        if isinstance(value, str) and MARK_OPEN in value:
+            inspected_captured_output()
+        return value
+
+    def wrap_str_format(self, value: Any) -> Any:
+        wrapper = super().wrap_str_format(value)
+        if wrapper is None:
+            return None
+        pattern: str = value.__self__
+        is_format_map = value.__name__ == "format_map"
+
+        @functools.wraps(wrapper)
+        def checked(*args: Any, **kwargs: Any) -> str:
+            budget = active_budget()
+            budget.tick()
+            if is_format_map:
+                mapping = args[0] if args and isinstance(args[0], Mapping) else {}
+                check_brace_format(pattern, (), mapping, budget.limits)
+            else:
+                check_brace_format(pattern, args, kwargs, budget.limits)
+            result = wrapper(*args, **kwargs)
+            budget.built(result)
+            return result
+
+        return checked
+
+    # -- what may run -----------------------------------------------------------------
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        budget = active_budget()
+        budget.tick()
+        if budget.slots is not None and (
+            any(has_marker(a) for a in args) or any(has_marker(v) for v in kwargs.values())
+        ):
+            raise PlainRenderNeeded
+        if not __self.is_safe_callable(__obj):
+            raise SecurityError(f"{type(__obj).__name__} objects cannot be called in templates")
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, str) and isinstance(__obj, (types.BuiltinMethodType, types.MethodType)):
+            if __obj.__name__ not in _STR_METHODS:
+                raise SecurityError(f"the text method {__obj.__name__!r} cannot be used in templates")
+            args = check_str_method(owner, __obj.__name__, args, kwargs, budget)
+        if isinstance(__obj, LoopContext) and args:  # recursive loop: loop(children)
+            per_item = getattr(__obj._iterable, "literal_per_item", 0)
+            args = (GuardedLoop(args[0], per_item), *args[1:])
+        budget.depth += 1
+        try:
+            if budget.depth > budget.limits.max_call_depth:
+                raise LimitExceeded(
+                    "recursion",
+                    f"macros, caller() and loop() are nested more than {budget.limits.max_call_depth} deep",
+                )
+            result = __context.call(__obj, *args, **kwargs)
+        finally:
+            budget.depth -= 1
+        budget.built(result)
+        return result
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        budget = active_budget()
+        if operator == "%" and has_marker(left):
+            inspected_captured_output()
+        check_binop(operator, left, right, budget.limits)
+        result = self.binop_table[operator](left, right)
+        budget.built(result)
+        return result
+
+    # -- output ---------------------------------------------------------------------------
+
+    def finalize_value(self, value: Any) -> Any:
+        """Runs on every ``{{ ... }}`` of a text part before it becomes text (never at
+        compile time: outside a render there is no budget, so Jinja leaves it for runtime)."""
+        return _checked_output(value, active_budget())
+
+    def finalize_html(self, value: Any) -> Any:
+        """The HTML counterpart: checks, then escapes -- or, rendering with value markers,
+        returns the value's marker (see ``ValueSlots``)."""
+        budget = active_budget()
+        value = _checked_output(value, budget)
+        slots = budget.slots
+        if slots is None or isinstance(value, Undefined):
+            return escape(value)
+        if type(value) is str:  # the common case, inlined: a value printed before reuses its marker
+            number = slots.index.get(value)
+            if number is not None:
+                return _MARKERS[number]
+        return slots.marker_for(value)
+
+    def bounded_concat(self, join: Any, parts: tuple[Any, ...]) -> Any:
+        budget = active_budget()
+        cap = budget.limits.max_value_chars
+        size = 0
+        for part in parts:
+            size += len(part) if isinstance(part, str) else printed_size(part, cap)
+            if size > cap:
+                break
+        check_value_size("a '~' concatenation", size, budget.limits)
+        result = join(parts)
+        budget.built(result)
+        return result
+
+
+def _checked_output(value: Any, budget: RenderBudget) -> Any:
+    """What every printed value goes through: the printing policy, its size, the total."""
+    kind = type(value)
+    if kind is str or kind is Markup:
+        size = len(value)
+    elif value is None:
+        raise LimitExceeded(
+            "empty",
+            "this prints an empty value (None); give it a fallback, e.g. "
+            "{{ customer.first_name|default('there', true) }} or {{ customer|first_name('there') }}",
+        )
+    elif isinstance(value, Undefined):
+        return value  # printing it raises the undefined error
+    elif isinstance(value, TemplateModule):
+        raise SecurityError("an imported template cannot be printed; print one of its macros")
+    elif isinstance(value, str):
+        size = len(value)
+    else:
+        _check_printable(value)
+        size = printed_size(value, budget.limits.max_value_chars)
+    limits = budget.limits
+    if size > limits.max_value_chars:
+        check_value_size("a printed value", size, limits)
+    budget.produced += size
+    if budget.produced > limits.max_produced_chars:
+        budget.add_produced(0)  # raises with the message
+    return value
+
+
+_PRINTABLE_SCALARS = (str, bool, int, float, Decimal, dt.date, dt.time, type(None))
+
+
+def _check_printable(value: Any, depth: int = 0) -> None:
+    """Only data prints: an object's ``repr`` (``<built-in method join of str object at
+    0x7f...>``, ``<generator object ...>``) is never content, and can leak memory addresses.
+    A list is checked item by item, since it prints its items' ``repr`` and would hide a
+    missing value inside it."""
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    if isinstance(value, _PRINTABLE_SCALARS):
+        return
+    if depth < 6 and isinstance(value, (list, tuple, dict)):
+        for item in value.values() if isinstance(value, dict) else value:
+            _check_printable(item, depth + 1)
+        return
+    hint = " (add |list, or |join(', '))" if isinstance(value, Iterator) else ""
+    raise SecurityError(f"a {type(value).__name__} value cannot be printed{hint}")
+
+
+class ValueSlots:
+    """The values an HTML part printed, each once, in the order first printed.
+
+    Printed text goes into the output as a marker; markup (a macro's or block's output,
+    ``|urlize``...) goes in as it is, since it is template structure -- unless it holds no
+    tag at all, in which case it is a value too.
+    """
+
+    __slots__ = ("escaped", "raw", "index")
+
+    def __init__(self) -> None:
+        self.escaped: list[str] = []
+        self.raw: list[str] = []
+        self.index: dict[str, int] = {}
+
+    def marker_for(self, value: Any) -> Any:
+        if type(value) is str:
+            raw = value
+            escaped = None
+        elif hasattr(value, "__html__"):
+            escaped = value.__html__()
+            if "<" in escaped or MARK_OPEN in escaped or not escaped:
+                return value
+            raw = Markup(escaped).unescape()  # noqa: S704 -- already markup; unescaped for the text part
+        else:
+            raw = str(value)
+            escaped = None
+        if not raw:
+            return raw
+        number = self.index.get(raw)
+        if number is None:
+            if escaped is None:
+                if MARK_OPEN in raw:  # a list holding captured output, or data holding U+E000
+                    raise PlainRenderNeeded
+                escaped = escape_text(raw)
+            number = self.index[raw] = len(self.escaped)
+            self.escaped.append(escaped)
+            self.raw.append(raw)
+        return marker(number)
+
+
+def escape_text(text: str) -> str:
+    """Exactly what ``markupsafe.escape`` does to a plain string (so a part rendered with
+    markers is byte for byte a part rendered without), minus making a ``Markup``."""
+    return (
+        text.replace("&", "&amp;")
+        .replace(">", "&gt;")
+        .replace("<", "&lt;")
+        .replace("'", "&#39;")
+        .replace('"', "&#34;")
+    )
+
+
+_MARKERS: list[str] = []
+_MARKERS_LOCK = threading.Lock()
+
+
+def marker(number: int) -> str:
+    """The marker of value ``number``, made once (this runs for every value printed)."""
+    if number >= len(_MARKERS):
+        with _MARKERS_LOCK:
+            while len(_MARKERS) <= number:
+                _MARKERS.append(f"{MARK_OPEN}{len(_MARKERS)}{MARK_CLOSE}")
+    return _MARKERS[number]
+
+
+# ---------------------------------------------------------------------------------------
+# Environments and compiled templates
+
+_ENVIRONMENTS: dict[str, MarketerSandbox] = {}
+_ENVIRONMENTS_LOCK = threading.Lock()
+
+
+def environment(kind: str) -> MarketerSandbox:
+    """The shared environment for ``html``, ``text`` or ``push`` parts."""
+    env = _ENVIRONMENTS.get(kind)
+    if env is not None:
+        return env
+    with _ENVIRONMENTS_LOCK:
+        if kind not in _ENVIRONMENTS:
+            if kind == "html":
+                env = MarketerSandbox(
+                    loader=ShippedTemplates(SHIPPED_ROOT / "email", (".html",)), autoescape=True
+                )
+            elif kind == "text":
+                env = MarketerSandbox(
+                    loader=ShippedTemplates(SHIPPED_ROOT / "email", (".txt",)), autoescape=False
+                )
+            elif kind == "push":
+                env = MarketerSandbox(
+                    loader=ShippedTemplates(SHIPPED_ROOT / "push", (".txt",)), autoescape=False
+                )
+            else:
+                raise ValueError(f"unknown template kind {kind!r}")
+            _ENVIRONMENTS[kind] = env
+        return _ENVIRONMENTS[kind]
+
+
+@functools.lru_cache(maxsize=512)
+def compiled(kind: str, part: str, source: str) -> Template:
+    """Compile once per distinct source: a campaign renders one template 100,000 times.
+
+    The cache key is the source text itself; Python keeps a string's hash on the string,
+    so a sender holding its template strings pays for hashing once, not per message.
+    """
+    if _RESERVED_CHARACTERS.search(source):  # checked here: once per source, not per render
+        raise TemplateError.single(
+            part, "the template contains private-use characters U+E000 to U+E00F", reason="invalid"
+        )
+    env = environment(kind)
+    code = env.compile(source, name=part, filename=source_filename(part))
+    return env.template_class.from_code(env, code, env.make_globals(None), None)
+
+
+@dataclass(frozen=True)
+class RenderedHtml:
+    """An HTML part with its value markers: ``html`` is what the customer gets.
+
+    ``skeleton`` is the same HTML with every printed value as a marker ``\\ue000N\\ue001``;
+    ``escaped[N]`` is value N as it appears in the HTML, ``raw[N]`` as plain text. A part
+    that had to be rendered plainly (``marked`` false) has no markers and empty lists.
+    """
+
+    skeleton: str
+    escaped: tuple[str, ...]
+    raw: tuple[str, ...]
+    marked: bool = True
+
+    @functools.cached_property
+    def html(self) -> str:
+        if not self.escaped:
+            return self.skeleton
+        escaped = self.escaped
+        return MARKER.sub(lambda match: escaped[int(match.group(1))], self.skeleton)
+
+
+#: Private-use characters the markers and body plans use (``markers.py``, ``body_plan.py``,
+#: ``plaintext.py``); a template may not contain them.
+_RESERVED_CHARACTERS = re.compile("[\ue000-\ue00f]")
+
+
+def check_source(part: str, source: str, *, limits: RenderLimits = DEFAULT_LIMITS) -> Template:
+    """Compile a part without rendering it (syntax, sandbox refusals, size): for saving templates.
+
+    Raises :class:`TemplateError`; returns the compiled template (cached by source).
+    """
+    kind = PART_KINDS.get(part)
+    if kind is None:
+        raise ValueError(f"unknown message part {part!r}; expected one of {', '.join(PART_KINDS)}")
+    if len(source) > limits.max_source_chars:
+        raise TemplateError.single(
+            part, f"the template is longer than {limits.max_source_chars:,} characters", reason="invalid"
+        )
+    try:
+        return compiled(kind, part, source)
+    except TemplateError:
+        raise
+    except RecursionError:
+        raise TemplateError.single(
+            part, "the template is nested too deeply to read", reason="syntax"
+        ) from None
+    except Exception as exc:
+        raise TemplateError([problem_from_exception(exc, part)]) from None
+
+
+def render_part(
+    part: str, source: str, context: Mapping[str, Any], *, budget: RenderBudget, markers: bool = True
+) -> str | RenderedHtml:
+    """Render one part under ``budget``; every failure becomes a :class:`TemplateError`.
+
+    The HTML part comes back as :class:`RenderedHtml`, the others as text. ``markers``
+    false renders the HTML part plainly (the tests compare both ways).
+    """
+    template = check_source(part, source, limits=budget.limits)
+    if part == "html" and not markers:
+        return RenderedHtml(_generate(part, template, context, budget), (), (), marked=False)
+    if part == "html":
+        produced, items = budget.produced, budget.produced_items
+        slots = ValueSlots()
+        budget.slots = slots
+        try:
+            skeleton = _generate(part, template, context, budget)
+        except PlainRenderNeeded:
+            budget.produced, budget.produced_items = produced, items
+            budget.slots = None
+            return RenderedHtml(_generate(part, template, context, budget), (), (), marked=False)
+        finally:
+            budget.slots = None
+        return RenderedHtml(skeleton, tuple(slots.escaped), tuple(slots.raw))
+    return _generate(part, template, context, budget)
+
+
+def _generate(part: str, template: Template, context: Mapping[str, Any], budget: RenderBudget) -> str:
+    with budget_scope(budget):
+        try:
+            text = template.render(context)
+        except Exception as exc:  # a broken template must never crash a send: report it
+            raise TemplateError([problem_from_exception(exc, part)]) from None
+    cap = budget.limits.output_limit(part)
+    if len(text) > cap:  # what memory it took is bounded by max_produced_chars
+        raise TemplateError.single(
+            part, f"the {part} part is longer than {cap:,} characters", reason="output_limit"
+        )
+    return text
+
+
+def render_parts(
+    parts: Mapping[str, str], context: Mapping[str, Any], *, limits: RenderLimits = DEFAULT_LIMITS
+) -> dict[str, str]:
+    """Render several parts of one message under one deadline, collecting every problem.
+
+    ``parts`` maps part names (``subject``, ``preheader``, ``html``, ``text``,
+    ``push_title``, ``push_body``, ``push_url``, ``push_icon``) to template sources.
+    Returns the rendered text of each part; raises one :class:`TemplateError` listing the
+    problem of every broken part (a part after a time-limit breach is not tried).
+    """
+    return {
+        part: value.html if isinstance(value, RenderedHtml) else value
+        for part, value in render_message_parts(parts, context, limits=limits).items()
+    }
+
+
+def render_message_parts(
+    parts: Mapping[str, str], context: Mapping[str, Any], *, limits: RenderLimits = DEFAULT_LIMITS
+) -> dict[str, str | RenderedHtml]:
+    """:func:`render_parts`, with the HTML part as :class:`RenderedHtml` for ``message.py``."""
+    check_plain(context if type(context) is dict else dict(context))
+    unknown = [part for part in parts if part not in PART_KINDS]
+    if unknown:
+        raise ValueError(f"unknown message part(s) {unknown}; expected some of {', '.join(PART_KINDS)}")
+    budget = RenderBudget(limits, time.monotonic() + limits.time_limit, context)
+    rendered: dict[str, str | RenderedHtml] = {}
+    problems: list[TemplateProblem] = []
+    for part, source in parts.items():
+        try:
+            rendered[part] = render_part(part, source, context, budget=budget)
+        except TemplateError as exc:
+            problems.extend(exc.problems)
+            if exc.reason == "time_limit":
+                break  # the other parts have no time left either; do not blame them
+    if problems:
+        raise TemplateError(problems)
+    return rendered
+
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def one_line(text: str) -> str:
+    """Subject, preheader and push texts are single lines whatever the template's layout."""
+    return _WHITESPACE.sub(" ", text).strip()
