@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover - anymail is a pinned dependency
 
 
 class _Prebuilt:
-    """What Django's backends call `message()` for: here the bytes are already made."""
+    """What Django's backends get from `message()`: here the bytes are already made."""
 
     def __init__(self, raw: bytes):
         self.raw = raw
@@ -42,14 +42,15 @@ class _Prebuilt:
     def as_string(self, *args, **kwargs) -> str:
         return self.raw.decode("utf-8", errors="replace")
 
-    def __getitem__(self, name: str):  # backends that peek at a header (none of Django's do)
+    def get_charset(self):
         return None
 
 
 class PrebuiltEmail(EmailMultiAlternatives):
     """A message whose MIME bytes the rendering package built (CSS inlined, QP, encoded headers).
 
-    Django's SMTP, file and console backends send `raw` as it is -- building it again with
+    Django's SMTP backend's connection sends `raw` as it is (see `EmailDelivery.deliver`), and
+    the locmem, file and console backends write it as it is: building it again with
     `email.message` would cost milliseconds per message and re-parse the headers. ESP backends
     (anymail) read the parts instead: subject, text, HTML and the extra headers, all set too.
     """
@@ -58,6 +59,7 @@ class PrebuiltEmail(EmailMultiAlternatives):
         self,
         *,
         raw: bytes,
+        envelope_from: str,
         from_email: str,
         to: str,
         subject: str,
@@ -77,6 +79,8 @@ class PrebuiltEmail(EmailMultiAlternatives):
         if html:
             self.attach_alternative(html, "text/html")
         self.raw = raw
+        self.envelope_from = envelope_from
+        self.envelope_to = to
 
     def message(self, *args, **kwargs):
         return _Prebuilt(self.raw)
@@ -139,8 +143,11 @@ class EmailDelivery:
     """One open connection for one chunk (use as a context manager)."""
 
     def __init__(self, backend: str | None = None):
+        from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
+
         self.connection = get_connection(backend, fail_silently=False)
         self.provider = provider_name(backend)
+        self.raw_smtp = type(self.connection) is SmtpBackend
 
     def __enter__(self) -> EmailDelivery:
         # An unreachable server is not an error here: each message then fails as a retry.
@@ -158,7 +165,10 @@ class EmailDelivery:
             # ESP webhooks echo metadata back: the send is found without a lookup by ESP id.
             message.metadata = {**(getattr(message, "metadata", None) or {}), "send_id": str(send_id)}
         try:
-            accepted = self.connection.send_messages([message])
+            if self.raw_smtp and isinstance(message, PrebuiltEmail):
+                accepted = self._send_raw(message)
+            else:
+                accepted = self.connection.send_messages([message])
         except Exception as exc:  # noqa: BLE001 - every failure becomes a ledger outcome
             outcome = classify(exc)
             closing = isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code == 421
@@ -171,6 +181,13 @@ class EmailDelivery:
         if accepted == 0:
             return Outcome.retry("the backend accepted nothing")
         return Outcome.sent(_esp_message_id(message))
+
+    def _send_raw(self, message: PrebuiltEmail) -> int:
+        """The prebuilt bytes over the SMTP backend's own (opened, TLS'd, logged-in) connection."""
+        if self.connection.connection is None:
+            self.connection.open()
+        self.connection.connection.sendmail(message.envelope_from, [message.envelope_to], message.raw)
+        return 1
 
     def _reopen(self) -> None:
         with contextlib.suppress(Exception):

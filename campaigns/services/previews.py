@@ -21,13 +21,13 @@ from campaigns.composition import (
     PUSH_PARTS,
     Composer,
     TemplateError,
-    build_email_message,
-    parts_for,
-    render_preview,
-    text_from_html,
+    email_templates,
+    isolated_renderer,
+    render_preview_parts,
 )
 from campaigns.delivery.email import EmailDelivery
 from campaigns.models import Campaign, Channel, TestSend, Variant
+from campaigns.rendering import DEFAULT_LIMITS, Mailbox, Tracking, build_email, render_email
 from campaigns.services import context as message_context
 from customers.models import Customer
 
@@ -45,12 +45,17 @@ SAMPLE_CUSTOMER = {
 }
 
 
+def _https(url: str) -> str:
+    """Previews and test messages need an https unsubscribe URL (RFC 8058) even on an http dev site."""
+    return "https://" + url.split("://", 1)[1] if url.startswith("http://") else url
+
+
 def preview_context(
     *, customer: Customer | None, campaign: Campaign | None, variant: Variant | None = None
 ) -> dict:
     """The context a real send would build for `customer` (a sample customer when None)."""
     now = timezone.now()
-    site_unsubscribe = f"{Composer.site_url()}/t/u/preview/"
+    site_unsubscribe = _https(f"{Composer.site_url()}/t/u/preview/")
     if customer is None:
         row = dict(SAMPLE_CUSTOMER)
         loyalty = None
@@ -80,21 +85,42 @@ def preview_context(
 def preview(
     *, parts: Mapping[str, str], customer: Customer | None = None, campaign: Campaign | None = None
 ) -> dict[str, str]:
-    """Render the given parts for a customer; raises TemplateError naming field and line."""
+    """Render the given parts for a customer; raises TemplateError naming part and line.
+
+    With a subject and an HTML body the whole email is built as it would be sent (layout, CSS
+    inlined, text part written from the HTML when empty), without tracking. Other parts (push,
+    a lone subject) are rendered as written. Rendering runs in the isolated child renderer:
+    a template typed a minute ago is not trusted with this process.
+    """
     known = set(EMAIL_PARTS) | set(PUSH_PARTS)
     chosen = {name: value for name, value in parts.items() if name in known and value}
-    rendered = render_preview(parts=chosen, context=preview_context(customer=customer, campaign=campaign))
-    if "html" in rendered and not rendered.get("text"):
-        rendered["text"] = text_from_html(rendered["html"])
-    return rendered
+    context = preview_context(customer=customer, campaign=campaign)
+    if chosen.get("subject") and chosen.get("html"):
+        rendered = render_email(email_templates(chosen), context, renderer=isolated_renderer())
+        composer = Composer(campaign or Campaign(name="Preview"))
+        built = build_email(
+            rendered,
+            sender=composer.sender,
+            recipient=Mailbox(context["customer"]["email"] or "preview@example.com"),
+            ledger_key="preview",
+            message_id_domain=composer.domain,
+            unsubscribe_url=context["links"]["unsubscribe_url"],
+            tracking=Tracking(utm=composer.utm),
+        )
+        result = {"subject": built.subject, "html": built.html, "text": built.text}
+        if rendered.preheader:
+            result["preheader"] = rendered.preheader
+        others = {k: v for k, v in chosen.items() if k not in EMAIL_PARTS}
+        if others:
+            result.update(render_preview_parts(parts=others, context=context))
+        return result
+    return render_preview_parts(parts=chosen, context=context)
 
 
 def preview_variant(*, variant: Variant, customer: Customer | None = None) -> dict[str, str]:
-    return preview(
-        parts=parts_for(variant.campaign.channel, variant.parts()),
-        customer=customer,
-        campaign=variant.campaign,
-    )
+    names = EMAIL_PARTS if variant.campaign.channel == Channel.EMAIL else PUSH_PARTS
+    parts = {name: getattr(variant, name) for name in names}
+    return preview(parts=parts, customer=customer, campaign=variant.campaign)
 
 
 def clean_addresses(addresses: Any) -> list[str]:
@@ -144,30 +170,26 @@ def deliver_test_send(*, test_send_id: int) -> dict:
         return test_send.result
     campaign, variant = test_send.campaign, test_send.variant
     results: dict[str, str] = {}
-    try:
-        rendered = preview_variant(variant=variant, customer=test_send.customer)
-    except TemplateError as exc:
-        test_send.state, test_send.result = TestSend.State.FAILED, {"errors": exc.as_dicts()}
-        test_send.save(update_fields=["state", "result"])
-        return test_send.result
-    rendered["subject"] = f"[TEST] {rendered.get('subject', '')}"
-    composer = Composer(campaign)
+    composer = Composer(campaign, limits=DEFAULT_LIMITS, renderer=isolated_renderer())
+    context = preview_context(customer=test_send.customer, campaign=campaign, variant=variant)
+    context["links"]["unsubscribe_url"] = _https(f"{Composer.site_url()}/t/u/test/")
     with EmailDelivery() as delivery:
         for address in test_send.addresses:
-            message, _ = build_email_message(
-                rendered=rendered,
-                from_email=composer.from_email,
-                to=address,
-                reply_to=campaign.reply_to,
-                headers={"X-Reachly-Test": "1"},
-                rewrite_link=None,
-                untracked=(),
-                utm=composer.utm,
-                open_pixel_url=None,
-                unsubscribe_url=None,
-                connection=delivery.connection,
-            )
-            outcome = delivery.deliver(message)
+            try:
+                composed = composer.email(
+                    send_id=0,
+                    key=f"test:{test_send.pk}:{address}",
+                    variant=variant,
+                    context=context,
+                    to=address,
+                    tracked=False,
+                    subject_prefix="[TEST] ",
+                )
+            except TemplateError as exc:
+                test_send.state, test_send.result = TestSend.State.FAILED, {"errors": exc.as_dicts()}
+                test_send.save(update_fields=["state", "result"])
+                return test_send.result
+            outcome = delivery.deliver(composed.message)
             results[address] = outcome.kind if not outcome.detail else f"{outcome.kind}: {outcome.detail}"
     ok = all(value == "sent" for value in results.values())
     test_send.state = TestSend.State.SENT if ok else TestSend.State.FAILED

@@ -27,7 +27,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from campaigns.composition import Composer, TemplateError
+from campaigns.composition import Composer, TemplateError, ledger_key
 from campaigns.delivery import push as push_delivery
 from campaigns.delivery.email import EmailDelivery, provider_name
 from campaigns.delivery.outcomes import RETRY, SENT, Outcome
@@ -287,15 +287,30 @@ class ChunkSender:
                 unsubscribe_url=self.composer.unsubscribe_url(row.id),
                 now=now,
             )
+            key = ledger_key(
+                run_id=row.run_id,
+                variant_id=row.variant_id,
+                customer_id=row.customer_id,
+                channel=self.channel,
+            )
             try:
                 if self.channel == Channel.EMAIL:
                     message = self.composer.email(
-                        send_id=row.id, variant=variant, context=context, to=customer["email"]
+                        send_id=row.id,
+                        key=key,
+                        variant=variant,
+                        context=context,
+                        to=customer["email"],
+                        to_name=" ".join(filter(None, (customer["first_name"], customer["last_name"])))
+                        or None,
                     )
                 else:
-                    message = self.composer.push(send_id=row.id, variant=variant, context=context)
+                    message = self.composer.push(send_id=row.id, key=key, variant=variant, context=context)
             except TemplateError as exc:
                 results[row.id] = Result(SendState.FAILED, f"template error: {exc}"[:255])
+                continue
+            except ValueError as exc:  # the customer's data cannot go into a message (an address, a header)
+                results[row.id] = Result(SendState.FAILED, f"could not build the message: {exc}"[:255])
                 continue
             except Exception as exc:  # noqa: BLE001 - one bad message never sinks the chunk
                 logger.exception("campaign %s send %s: could not build the message", self.campaign.pk, row.id)

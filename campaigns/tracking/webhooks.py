@@ -16,7 +16,6 @@ import logging
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from campaigns.composition import send_id_from_message_id
 from campaigns.delivery.push import verify_signature
 from campaigns.models import DeliveryWebhookEvent, Send
 from campaigns.tracking import engagement
@@ -47,11 +46,11 @@ def _first_time(provider: str, event_id: str, kind: str) -> bool:
 
 
 def _send_for(*, send_id=None, message_id: str = "") -> Send | None:
-    if send_id in (None, "") and message_id:
-        found = Send.objects.select_related("customer").filter(message_id=message_id.strip()).first()
-        if found is not None:
-            return found
-        send_id = send_id_from_message_id(message_id)
+    """The send a callback is about: by our send id when the provider echoes it, else by Message-ID."""
+    if send_id in (None, ""):
+        if not message_id:
+            return None
+        return Send.objects.select_related("customer").filter(message_id=message_id.strip()).first()
     try:
         send_id = int(send_id) if send_id is not None else None
     except (TypeError, ValueError):

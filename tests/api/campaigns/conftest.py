@@ -30,3 +30,9 @@ def make_api_client(db):
 @pytest.fixture
 def api(make_api_client):
     return make_api_client("all")
+
+
+@pytest.fixture(autouse=True)
+def _https_site(settings):
+    """Email needs an https SITE_URL (RFC 8058 one-click unsubscribe); the test settings use http."""
+    settings.SITE_URL = "https://testserver"

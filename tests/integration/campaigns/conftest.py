@@ -31,6 +31,7 @@ def send_settings(settings, smtp_sink):
     settings.CAMPAIGN_SEND_RATES = {}
     settings.CAMPAIGN_GLOBAL_HOLDOUT_PERCENT = 0
     settings.CAMPAIGN_MACHINE_OPEN_SECONDS = 0
+    settings.SITE_URL = "https://testserver"  # one-click unsubscribe links must be https (RFC 8058)
     return settings
 
 
@@ -50,6 +51,7 @@ def worker_env(settings, *, email_url: str, redis_url: str | None = None, **extr
             "DJANGO_SETTINGS_MODULE": "tests.integration.campaigns.worker_settings",
             "DATABASE_URL": f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
             "CELERY_TASK_ALWAYS_EAGER": "0",
+            "SITE_URL": "https://testserver",
             "EMAIL_URL": email_url,
             "OPENBLAS_NUM_THREADS": "1",
             "OMP_NUM_THREADS": "1",

@@ -70,8 +70,8 @@ def test_http_push_provider_gets_signed_json_and_gone_subscriptions_are_deactiva
     assert not verify_signature("another-secret", request.headers["X-Reachly-Signature"], request.body)
     payload = request.json()
     assert payload["to"].startswith("dev-") and payload["title"].startswith("Hi Name")
-    assert payload["url"].startswith("http://testserver/t/p/")
-    assert payload["message_id"].startswith("<reachly.send.")
+    assert payload["url"].startswith("https://testserver/t/p/")
+    assert payload["message_id"] == Send.objects.get(campaign=campaign, customer=customers[0]).message_id
     assert TrackedLink.objects.filter(url__startswith="https://shop.example.com/push").exists()
 
 
@@ -108,7 +108,7 @@ def test_web_push_is_encrypted_for_the_subscription_and_signed_with_vapid(
     assert payload["title"] == "Hi Name0"
     # The push's click goes through tracking and lands on the stored URL.
     response = client.get(
-        payload["url"].replace("http://testserver", ""),
+        payload["url"].replace("https://testserver", ""),
         HTTP_USER_AGENT="Mozilla/5.0 (X11; Linux) Firefox/128.0",
     )
     assert response.status_code == 302 and response["Location"].startswith("https://shop.example.com/push")
@@ -157,7 +157,9 @@ def test_an_esp_through_anymail(send_settings, settings):
     assert {s.state for s in sends} == {SendState.SENT}
     assert all(s.provider_message_id for s in sends)  # the ESP's own ids, for its webhooks
     assert len(mail.outbox) == 5
-    assert mail.outbox[0].extra_headers["Message-ID"].startswith("<reachly.send.")
+    assert {m.extra_headers["Message-ID"] for m in mail.outbox} == {s.message_id for s in sends}
+    assert mail.outbox[0].extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "/t/c/" in mail.outbox[0].alternatives[0][0]  # the ESP gets the tracked HTML
     assert {m.anymail_test_params["metadata"]["send_id"] for m in mail.outbox} == {str(s.pk) for s in sends}
 
 

@@ -135,6 +135,7 @@ def test_recurring_occurrences_run_once_each_and_send(
 @pytest.mark.django_db(transaction=True)
 def test_two_beats_dispatching_at_once_start_each_occurrence_once(settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.SITE_URL = "https://testserver"
     customers = scenario.make_customers(3)
     campaign = scenario.make_campaign(
         scenario.make_segment(customers), schedule_kind=ScheduleKind.RECURRING, cron="*/5 * * * *"

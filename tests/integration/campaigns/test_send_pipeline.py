@@ -72,8 +72,14 @@ def test_message_id_is_derived_from_the_ledger_row(send_settings, smtp_sink):
     send_campaign_chunks(campaign_id=campaign.pk, budget_seconds=30)
     second = {m.rcpt_tos[0]: m.message_id for m in smtp_sink.messages[3:]}
     assert first == second
+    from campaigns.composition import ledger_key
+    from campaigns.rendering import message_id
+
     for send in Send.objects.filter(campaign=campaign):
-        assert first[send.customer.email] == f"<reachly.send.{send.pk}@shop.example.com>"
+        key = ledger_key(
+            run_id=send.run_id, variant_id=send.variant_id, customer_id=send.customer_id, channel="email"
+        )
+        assert first[send.customer.email] == message_id(key, "shop.example.com") == send.message_id
 
 
 def test_unsubscribe_bounce_and_erasure_between_launch_and_send_are_honoured(send_settings, smtp_sink):

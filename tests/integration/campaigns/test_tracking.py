@@ -54,13 +54,13 @@ def _html(message) -> str:
 
 
 def _path(url: str) -> str:
-    return url.replace("http://testserver", "")
+    return url.replace("https://testserver", "")
 
 
 def test_click_redirects_to_the_stored_destination_and_records_it(client, sent):
     campaign, sends, mails = sent
     address = next(iter(mails))
-    links = re.findall(r'href="(http://testserver/t/c/[^"]+)"', _html(mails[address]))
+    links = re.findall(r'href="(https://testserver/t/c/[^"]+)"', _html(mails[address]))
     assert links
     response = client.get(_path(links[0]), HTTP_USER_AGENT=HUMAN)
     assert response.status_code == 302
@@ -98,7 +98,7 @@ def test_tampered_or_misused_click_tokens_never_redirect(client, sent):
 def test_open_pixel_records_human_and_machine_opens_apart(client, sent):
     campaign, sends, mails = sent
     address = next(iter(mails))
-    pixel = re.search(r'src="(http://testserver/t/o/[^"]+)"', _html(mails[address])).group(1)
+    pixel = re.search(r'src="(https://testserver/t/o/[^"]+)"', _html(mails[address])).group(1)
     for agent, ip in [
         (HUMAN, "203.0.113.9"),
         ("Mozilla/5.0", "198.51.100.4"),

@@ -10,6 +10,7 @@ from config.settings.test import env
 if env("EMAIL_URL", default=""):
     vars().update(env.email_url("EMAIL_URL"))
 CELERY_TASK_ALWAYS_EAGER = False
+SITE_URL = env("SITE_URL", default="https://testserver")
 LOGGING["root"]["level"] = "INFO"  # noqa: F405
 
 # A fast dispatcher for the reliability tests' beat process (production: every minute).

@@ -20,3 +20,9 @@ def start_beat():
     yield start
     for beat in beats:
         beat.stop()
+
+
+@pytest.fixture(autouse=True)
+def _https_site(settings):
+    """Email needs an https SITE_URL (RFC 8058 one-click unsubscribe); the test settings use http."""
+    settings.SITE_URL = "https://testserver"

@@ -1,0 +1,553 @@
+"""Benchmark: a 100,000-recipient email campaign with recommendations, end to end, on this machine.
+
+End to end = launch (API-level service), the ledger written by a real Celery worker, chunks
+claimed, checked (consent, suppression, caps, quiet hours), rendered with each customer's
+recommendations, built and sent over SMTP to a local aiosmtpd sink in its own process, and
+recorded in the ledger. In the same run, the minimal loop -- the same render + build + SMTP send
+for precomputed contexts, with no database and no ledger, in as many processes as there are
+workers -- gives the ratio the pipeline keeps of the raw send rate.
+
+Uses a scratch PostgreSQL database (created and dropped here) and Redis databases 8 (cache,
+token bucket) and 9 (broker). Prints one JSON object; `--out` also writes it to a file.
+
+    python benchmarks/campaign_send.py [--customers 100000] [--workers 2] [--minimal 20000]
+
+Targets (issue 6): >= 50,000 messages per minute end to end; end-to-end / minimal >= 0.6.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import multiprocessing as mp
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SCRATCH_DB = "bench_campaign_send"
+PRODUCTS = 200
+RECS_PER_CUSTOMER = 4
+HTML = """<!doctype html><html><head><style>.card{border:1px solid #ddd;padding:8px}</style></head><body>
+<p>Hello {{ customer.first_name or "there" }},</p>
+<p>Picked for you this week:</p>
+<table><tr>{% for p in recommendations %}<td class="card"><a href="{{ p.url }}"><img src="{{ p.image_url }}" alt="">
+<br>{{ p.name }}</a><br>{{ p.price }} {{ p.currency }}<br><small>{{ p.explanation }}</small></td>{% endfor %}</tr></table>
+{% if loyalty %}<p>You have {{ loyalty.points }} points.</p>{% endif %}
+<p><a href="https://shop.example.com/sale">See the whole sale</a></p>
+<p><a href="{{ links.unsubscribe_url }}">Unsubscribe</a> · {{ company.name }}, {{ company.postal_address }}</p>
+</body></html>"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# The SMTP sink, in its own process
+
+
+def serve_sink(port: int, received, duplicates, ready) -> None:
+    import asyncio
+
+    from aiosmtpd.controller import Controller
+
+    seen: set[bytes] = set()
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd hook
+            content = envelope.original_content or envelope.content
+            start = content.find(b"Message-ID:")
+            if start < 0:
+                start = content.find(b"Message-Id:")
+            key = content[start : content.find(b"\r\n", start)] if start >= 0 else b""
+            if key in seen:
+                with duplicates.get_lock():
+                    duplicates.value += 1
+            seen.add(key)
+            with received.get_lock():
+                received.value += 1
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port, data_size_limit=10_000_000)
+    controller.start()
+    ready.set()
+    signal.signal(signal.SIGTERM, lambda *a: (controller.stop(), os._exit(0)))
+    asyncio.run(asyncio.sleep(10**9))
+
+
+# ---------------------------------------------------------------------------------------------
+# Scratch database
+
+
+def admin_dsn(url: str) -> str:
+    parsed = urlparse(url)
+    return urlunparse(parsed._replace(path="/postgres"))
+
+
+def recreate_database(base_url: str, name: str) -> str:
+    import psycopg2
+
+    conn = psycopg2.connect(admin_dsn(base_url))
+    conn.autocommit = True
+    with conn.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return urlunparse(urlparse(base_url)._replace(path=f"/{name}"))
+
+
+def drop_database(base_url: str, name: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(admin_dsn(base_url))
+    conn.autocommit = True
+    with conn.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
+
+
+def copy_rows(table: str, columns: list[str], rows) -> None:
+    from django.db import connection
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for row in rows:
+        writer.writerow(["\\N" if value is None else value for value in row])
+    buffer.seek(0)
+    with connection.cursor() as cursor:
+        cursor.copy_expert(
+            f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer
+        )
+
+
+def load_data(customers: int):
+    """Customers with consent, one segment, products, a model version with stored recommendations."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from campaigns.models import Campaign, Variant
+    from catalog.models import Product
+    from recommender.models import ModelVersion, RecommenderConfig
+    from segments.models import Segment
+
+    now = timezone.now().isoformat()
+    zones = ["Europe/London", "Europe/Paris", "America/New_York", "Asia/Tokyo", ""]
+    copy_rows(
+        "customers_customer",
+        [
+            "created_at",
+            "updated_at",
+            "external_id",
+            "email",
+            "phone",
+            "first_name",
+            "last_name",
+            "locale",
+            "timezone",
+            "country",
+            "attributes",
+        ],
+        (
+            (
+                now,
+                now,
+                f"b{i}",
+                f"b{i}@example.com",
+                "",
+                f"Name{i}",
+                "Example",
+                "en",
+                zones[i % 5],
+                "GB",
+                "{}",
+            )
+            for i in range(customers)
+        ),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM customers_customer ORDER BY id")
+        ids = [row[0] for row in cursor.fetchall()]
+    copy_rows(
+        "customers_customerconsent",
+        ["customer_id", "channel", "status", "source", "changed_at"],
+        ((cid, "email", "granted", "benchmark", now) for cid in ids),
+    )
+    segment = Segment.objects.create(name="Benchmark audience", kind=Segment.Kind.STATIC)
+    copy_rows(
+        "segments_segmentmembership",
+        ["segment_id", "customer_id", "entered_at"],
+        ((segment.pk, cid, now) for cid in ids),
+    )
+    products = Product.objects.bulk_create(
+        [
+            Product(
+                sku=f"SKU{i}",
+                name=f"Stoneware mug no. {i}",
+                price=f"{9 + i % 30}.99",
+                stock=100,
+                url=f"https://shop.example.com/p/{i}",
+                image_url=f"https://cdn.example.com/p/{i}.jpg",
+                category_path="Home > Mugs",
+                brand="Example",
+            )
+            for i in range(PRODUCTS)
+        ]
+    )
+    config = RecommenderConfig.objects.create(name="default", is_default=True)
+    version = ModelVersion.objects.create(
+        config=config, algorithm="item_knn", status=ModelVersion.Status.READY
+    )
+    config.active_version = version
+    config.save(update_fields=["active_version"])
+    product_ids = [p.pk for p in products]
+    explanation = json.dumps({"text": "Because you bought a teapot"})
+    copy_rows(
+        "recommender_recommendation",
+        ["model_version_id", "customer_id", "rank", "product_id", "score", "explanation"],
+        (
+            (
+                version.pk,
+                cid,
+                rank + 1,
+                product_ids[(index * 7 + rank * 13) % PRODUCTS],
+                1.0 / (rank + 1),
+                explanation,
+            )
+            for index, cid in enumerate(ids)
+            for rank in range(RECS_PER_CUSTOMER)
+        ),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    campaign = Campaign.objects.create(
+        name="Benchmark: mugs of the week",
+        from_email="news@shop.example.com",
+        from_name="Example Shop",
+        recommendation_count=RECS_PER_CUSTOMER,
+    )
+    campaign.include_segments.add(segment)
+    Variant.objects.create(
+        campaign=campaign, name="A", subject="{{ customer.first_name }}, mugs picked for you", html=HTML
+    )
+    return campaign, ids
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end with a real worker
+
+
+def start_worker(env: dict[str, str], workers: int, log_path: Path) -> subprocess.Popen:
+    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            "sends,default",
+            "--pool=prefork",
+            "-c",
+            str(workers),
+            "--prefetch-multiplier=1",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "WARNING",
+            "-n",
+            f"bench-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    from config.celery_app import app
+
+    while time.monotonic() < deadline:
+        try:
+            replies = app.control.ping(timeout=1.0)
+        except Exception:  # noqa: BLE001 - the broker may not answer yet
+            replies = []
+        if any(f"bench-{os.getpid()}@" in name for reply in replies for name in reply):
+            return process
+        if process.poll() is not None:
+            raise RuntimeError(log_path.read_text(errors="replace")[-3000:])
+    raise RuntimeError("the worker did not come up")
+
+
+def stop_worker(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+def end_to_end(campaign, customers: int, env: dict[str, str], workers: int, received) -> dict:
+    from django.db import transaction
+
+    from campaigns.models import CampaignRun, Send, SendState
+    from campaigns.services.launch import launch_campaign
+
+    worker = start_worker(env, workers, Path("/tmp") / f"bench-campaign-worker-{os.getpid()}.log")
+    try:
+        before = received.value
+        started = time.perf_counter()
+        with transaction.atomic():
+            campaign = launch_campaign(campaign=campaign)
+        ledger_at = None
+        while True:
+            time.sleep(0.25)
+            if (
+                ledger_at is None
+                and CampaignRun.objects.filter(campaign=campaign, state__in=["ready", "done"]).exists()
+            ):
+                ledger_at = time.perf_counter()
+            if received.value - before >= customers:
+                open_rows = Send.objects.filter(
+                    campaign=campaign, state__in=["queued", "sending", "deferred"]
+                ).exists()
+                if not open_rows:
+                    break
+            if time.perf_counter() - started > 3600:
+                raise RuntimeError("end-to-end send did not finish within an hour")
+        finished = time.perf_counter()
+        sent = Send.objects.filter(campaign=campaign, state=SendState.SENT).count()
+    finally:
+        stop_worker(worker)
+    seconds = finished - started
+    return {
+        "messages": sent,
+        "seconds": round(seconds, 2),
+        "ledger_seconds": round((ledger_at or finished) - started, 2),
+        "messages_per_minute": round(sent / seconds * 60),
+        "sink_received": received.value - before,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The minimal loop: render + build + send over one SMTP connection, no database, no ledger
+
+
+def minimal_worker(
+    campaign_id: int, contexts: list[tuple[int, dict]], variant_fields: dict, campaign_fields: dict, done, go
+) -> None:
+    import django
+
+    django.setup()
+    from campaigns.composition import Composer
+    from campaigns.delivery.email import EmailDelivery
+    from campaigns.models import Campaign, Variant
+
+    campaign = Campaign(pk=campaign_id, **campaign_fields)
+    variant = Variant(campaign=campaign, **variant_fields)
+    composer = Composer(campaign)
+    go.wait()
+    with EmailDelivery() as delivery:
+        for send_id, context in contexts:
+            composed = composer.email(
+                send_id=send_id, variant=variant, context=context, to=context["customer"]["email"]
+            )
+            outcome = delivery.deliver(composed.message)
+            if outcome.kind != "sent":
+                raise RuntimeError(outcome.detail)
+    with done.get_lock():
+        done.value += len(contexts)
+
+
+def minimal_loop(campaign, ids: list[int], count: int, workers: int) -> dict:
+    from django.db import connections
+    from django.utils import timezone
+
+    from campaigns.composition import Composer
+    from campaigns.services import context as message_context
+    from customers.models import Customer
+
+    chosen = ids[:count]
+    now = timezone.now()
+    customers = {
+        row["id"]: row
+        for row in Customer.objects.filter(pk__in=chosen).values(*message_context.CUSTOMER_FIELDS)
+    }
+    recommendations = message_context.recommendation_parts(chosen, campaign=campaign)
+    variant = campaign.variants.get()
+    composer = Composer(campaign)
+    contexts = [
+        (
+            10_000_000 + index,
+            message_context.message_context(
+                customer=customers[cid],
+                loyalty=None,
+                recommendations=recommendations.get(cid, []),
+                campaign=campaign,
+                variant=variant,
+                unsubscribe_url=composer.unsubscribe_url(10_000_000 + index),
+                now=now,
+            ),
+        )
+        for index, cid in enumerate(chosen)
+    ]
+    variant_fields = {
+        name: str(getattr(variant, name)) for name in ("name", "subject", "html", "text", "preheader")
+    }
+    variant_fields["pk"] = variant.pk
+    campaign_fields = {  # plain strings: enum members would import models before django.setup()
+        name: str(getattr(campaign, name))
+        for name in (
+            "name",
+            "from_email",
+            "from_name",
+            "reply_to",
+            "utm_source",
+            "utm_medium",
+            "utm_campaign",
+            "channel",
+        )
+    }
+    connections.close_all()
+    spawn = mp.get_context("spawn")  # fresh interpreters: no inherited sockets, threads or locks
+    done, go = spawn.Value("q", 0), spawn.Event()
+    shares = [contexts[i::workers] for i in range(workers)]
+    processes = [
+        spawn.Process(
+            target=minimal_worker, args=(campaign.pk, share, variant_fields, campaign_fields, done, go)
+        )
+        for share in shares
+    ]
+    for process in processes:
+        process.start()
+    time.sleep(5)  # let them import Django before the clock starts
+    started = time.perf_counter()
+    go.set()
+    for process in processes:
+        process.join()
+    seconds = time.perf_counter() - started
+    if done.value != count:
+        raise RuntimeError(f"minimal loop sent {done.value} of {count}")
+    return {
+        "messages": count,
+        "seconds": round(seconds, 2),
+        "messages_per_minute": round(count / seconds * 60),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="send processes (worker concurrency, minimal loop)"
+    )
+    parser.add_argument("--minimal", type=int, default=20_000, help="messages in the minimal loop")
+    parser.add_argument("--chunk", type=int, default=500)
+    parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+
+    base_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    redis_base = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379")
+    db_url = recreate_database(base_url, SCRATCH_DB)
+
+    ctx = mp.get_context("spawn")
+    received, duplicates, ready = ctx.Value("q", 0), ctx.Value("q", 0), ctx.Event()
+    port = free_port()
+    sink = ctx.Process(target=serve_sink, args=(port, received, duplicates, ready), daemon=True)
+    sink.start()
+    ready.wait(30)
+
+    env = dict(os.environ)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings.base",
+            "DATABASE_URL": db_url,
+            "REDIS_URL": f"{redis_base}/8",
+            "CELERY_BROKER_URL": f"{redis_base}/9",
+            "EMAIL_URL": f"smtp://127.0.0.1:{port}",
+            "SITE_URL": "https://shop.example.com",
+            "CAMPAIGN_CHUNK_SIZE": str(args.chunk),
+            "CAMPAIGN_SEND_PARALLELISM": str(args.workers),
+            "CAMPAIGN_TASK_BUDGET_SECONDS": "600",
+            "CAMPAIGN_LEASE_SECONDS": "300",
+            "LOG_LEVEL": "WARNING",
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+        }
+    )
+    os.environ.update(env)
+    import redis
+
+    redis.Redis.from_url(env["CELERY_BROKER_URL"]).flushdb()
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    try:
+        t = time.perf_counter()
+        call_command("migrate", verbosity=0)
+        campaign, ids = load_data(args.customers)
+        setup_seconds = time.perf_counter() - t
+        e2e = end_to_end(campaign, args.customers, env, args.workers, received)
+        minimal = minimal_loop(campaign, ids, min(args.minimal, len(ids)), args.workers)
+    finally:
+        sink.terminate()
+        sink.join(10)
+        from django.db import connections
+
+        connections.close_all()
+        if not args.keep_db:
+            drop_database(base_url, SCRATCH_DB)
+
+    ratio = e2e["messages_per_minute"] / minimal["messages_per_minute"]
+    result = {
+        "benchmark": "campaign_send",
+        "customers": args.customers,
+        "recommendations_per_message": RECS_PER_CUSTOMER,
+        "workers": args.workers,
+        "chunk": args.chunk,
+        "setup_seconds": round(setup_seconds, 1),
+        "end_to_end": e2e,
+        "minimal_loop": minimal,
+        "ratio": round(ratio, 3),
+        "sink_duplicates": duplicates.value,
+        "targets": {"messages_per_minute": 50_000, "ratio": 0.6},
+        "met": {"messages_per_minute": e2e["messages_per_minute"] >= 50_000, "ratio": ratio >= 0.6},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_1m": round(os.getloadavg()[0], 2),
+            "python": platform.python_version(),
+        },
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
