@@ -337,10 +337,13 @@ def write_run_ledger(*, run_id: int) -> int:
     if campaign.status == CampaignStatus.CANCELLED:
         CampaignRun.objects.filter(pk=run.pk).update(state=RunState.CANCELLED, finished_at=timezone.now())
         return 0
+    if campaign.status == CampaignStatus.SCHEDULED and not campaign.is_ongoing:
+        campaign = move(campaign=campaign, to=CampaignStatus.SENDING)  # its time has come
     writer = LedgerWriter(campaign)
     base = audience(include=campaign.include_segments.all(), exclude=campaign.exclude_segments.all())
     written = 0
     last_id = 0
+    senders_started = False
     while True:
         page = list(audience_rows(base.filter(pk__gt=last_id).order_by("pk"), campaign.channel)[:PAGE_SIZE])
         if not page:
@@ -355,6 +358,13 @@ def write_run_ledger(*, run_id: int) -> int:
         status = Campaign.objects.filter(pk=campaign.pk).values_list("status", flat=True).first()
         if status == CampaignStatus.CANCELLED:
             break
+        if not senders_started and status == CampaignStatus.SENDING and len(page) == PAGE_SIZE:
+            # A large audience: start sending the first pages while the rest is written. The run
+            # stays WRITING, so nothing can call it done before its last page is in.
+            from campaigns.services.sending import enqueue_senders
+
+            transaction.on_commit(lambda: enqueue_senders(campaign_id=campaign.pk))
+            senders_started = True
     return _finish_writing(run)
 
 
