@@ -8,7 +8,8 @@ lives here once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -172,9 +173,16 @@ def analyze_experiment(
     )
 
 
-def _corrected(results: list[Comparison], alpha: float, correction: Correction, compare) -> list[Comparison]:
+def _corrected(
+    results: list[Comparison],
+    alpha: float,
+    correction: Correction,
+    compare: Callable[[int, float], Comparison],
+) -> list[Comparison]:
     """Adjusted p-values and matching intervals; comparisons without a p-value stay out of the family."""
-    tested = [i for i, result in enumerate(results) if result.p_value is not None]
+    tested = [
+        i for i, result in enumerate(results) if result.p_value is not None and math.isfinite(result.p_value)
+    ]
     if len(tested) < 2:
         return results
     raw = [results[i].p_value for i in tested]

@@ -8,11 +8,12 @@ loss is a gamble; one with a tiny expected loss is safe to ship even if the chan
 (Stucchio, "Bayesian A/B Testing at VWO", 2015.)
 
 Proportions use the Beta-binomial model with a uniform Beta(1, 1) prior by default. Chance to win is
-computed by one-dimensional numerical integration, P(Y > X) = integral over u of F_X(F_Y^-1(u)),
-taken over the quantiles of the narrower posterior so that the integrand stays smooth even for
-millions of customers (Evan Miller's closed form, "Formulas for Bayesian A/B Testing", sums one term
-per conversion and is used in the tests as the reference). Expected loss reuses the same integral
-through the size-biasing identity E[X 1{X > Y}] = E[X] P(X' > Y) with X' ~ Beta(a + 1, b).
+exact: Evan Miller's closed form ("Formulas for Bayesian A/B Testing", 2015), a sum with one term
+per conversion of the variant, or per non-conversion of the baseline after mirroring rates to
+1 - rate, whichever is shorter. For non-integer priors or more than 200,000 terms it becomes the
+integral P(Y > X) = integral over u of F_X(F_Y^-1(u)), taken over the quantiles of the narrower
+posterior; at those sizes either way is accurate to about 1e-9. Expected loss reuses the same probability through the size-biasing identity
+E[X 1{X > Y}] = E[X] P(X' > Y) with X' ~ Beta(a + 1, b).
 Credible intervals of the difference come from seeded Monte Carlo draws, so a result is reproducible.
 
 Means use the normal approximation to each variant's posterior (flat prior): N(mean, s^2 / n).
@@ -50,8 +51,39 @@ def _beta_variance(a: float, b: float) -> float:
     return a * b / (total * total * (total + 1.0))
 
 
-def probability_beta_exceeds(a_x: float, b_x: float, a_y: float, b_y: float) -> float:
-    """P(Y > X) for independent X ~ Beta(a_x, b_x) and Y ~ Beta(a_y, b_y)."""
+# Above this many terms the exact sum costs more than the integral. Both are then limited to about
+# 1e-9 by the special functions at such large arguments, which no decision can notice; below it the
+# sum is exact even for probabilities of 1e-20, where the integral would round them to 0.
+_MAX_EXACT_TERMS = 200_000
+
+
+def _exact_probability(a_x: float, b_x: float, a_y: float, b_y: float) -> float:
+    """Evan Miller's sum, over a_y terms, or over b_x terms after the mirror p -> 1 - p.
+
+    Mirroring (P(Y > X) = P(1 - X > 1 - Y)) lets the shorter sum be used without computing a
+    complement, which would lose every digit of a probability close to 0.
+    """
+    if a_y <= b_x:
+        i = np.arange(int(a_y))
+        terms = (
+            special.betaln(a_x + i, b_x + b_y)
+            - np.log(b_y + i)
+            - special.betaln(1 + i, b_y)
+            - special.betaln(a_x, b_x)
+        )
+    else:
+        i = np.arange(int(b_x))
+        terms = (
+            special.betaln(b_y + i, a_y + a_x)
+            - np.log(a_x + i)
+            - special.betaln(1 + i, a_x)
+            - special.betaln(b_y, a_y)
+        )
+    return float(np.exp(special.logsumexp(terms)))
+
+
+def _integrated_probability(a_x: float, b_x: float, a_y: float, b_y: float) -> float:
+    """The same probability as an integral over the quantiles of the narrower posterior."""
     if _beta_variance(a_x, b_x) <= _beta_variance(a_y, b_y):
 
         def integrand(u: float) -> float:
@@ -62,7 +94,19 @@ def probability_beta_exceeds(a_x: float, b_x: float, a_y: float, b_y: float) -> 
         def integrand(u: float) -> float:
             return float(special.betainc(a_x, b_x, special.betaincinv(a_y, b_y, u)))
 
-    value, _ = integrate.quad(integrand, 0.0, 1.0, epsabs=1e-12, epsrel=1e-10, limit=200)
+    # full_output makes quad report (rather than print a warning) when it cannot reach the
+    # tolerance, which happens only for probabilities within about 1e-9 of 0 or 1.
+    value = integrate.quad(integrand, 0.0, 1.0, epsabs=1e-12, epsrel=1e-10, limit=200, full_output=1)[0]
+    return value
+
+
+def probability_beta_exceeds(a_x: float, b_x: float, a_y: float, b_y: float) -> float:
+    """P(Y > X) for independent X ~ Beta(a_x, b_x) and Y ~ Beta(a_y, b_y)."""
+    whole = all(float(v).is_integer() for v in (a_x, b_x, a_y, b_y))
+    if whole and min(a_y, b_x) <= _MAX_EXACT_TERMS:
+        value = _exact_probability(a_x, b_x, a_y, b_y)
+    else:
+        value = _integrated_probability(a_x, b_x, a_y, b_y)
     return min(1.0, max(0.0, value))
 
 
@@ -75,6 +119,7 @@ def beta_expected_loss(a_x: float, b_x: float, a_y: float, b_y: float) -> float:
     return max(0.0, mean_x * x_biased_beats_y - mean_y * x_beats_y_biased)
 
 
+@np.errstate(all="ignore")  # a ratio of draws near zero may overflow; checked below
 def compare_proportions_bayesian(
     baseline: ConversionCounts,
     variant: ConversionCounts,
@@ -102,17 +147,23 @@ def compare_proportions_bayesian(
     else:
         effect = mean_y - mean_x
         spread = sample_y - sample_x
-    low, high = np.quantile(spread, [alpha / 2.0, 1.0 - alpha / 2.0])
+    low, high = (float(q) for q in np.quantile(spread, [alpha / 2.0, 1.0 - alpha / 2.0]))
+    if not (math.isfinite(low) and math.isfinite(high) and math.isfinite(effect)):
+        # A baseline posterior crowded against zero makes the relative change unbounded.
+        return Comparison(
+            effect, None, None, None, chance_to_win=chance, expected_loss=loss, note=OVERFLOW_NOTE
+        )
     return Comparison(
         effect=effect,
-        ci_low=float(low),
-        ci_high=float(high),
+        ci_low=low,
+        ci_high=high,
         confidence_level=1.0 - alpha,
         chance_to_win=chance,
         expected_loss=loss,
     )
 
 
+@np.errstate(all="ignore")  # non-finite results are checked and explained below
 def compare_means_bayesian(
     baseline: VariantEstimate,
     variant: VariantEstimate,
@@ -130,8 +181,8 @@ def compare_means_bayesian(
     standard_error = math.sqrt(variance)
     standardised = difference / standard_error
     chance = float(stats.norm.cdf(standardised))
-    loss = float(standard_error * stats.norm.pdf(standardised) - difference * stats.norm.cdf(-standardised))
-    loss = max(0.0, loss)
+    density = float(stats.norm.pdf(standardised))  # 0 when the difference is many errors wide
+    loss = max(0.0, float(standard_error * density - difference * stats.norm.cdf(-standardised)))
     if relative:
         effect, term_a, term_b = effect_components(
             baseline.mean,

@@ -69,21 +69,20 @@ def cuped_adjust(metrics: Sequence[MetricSums], covariates: Sequence[PrePeriodSu
     total_sxx = sum(sxx for sxx, _, _ in moments)
     total_sxy = sum(sxy for _, sxy, _ in moments)
     total_syy = sum(syy for _, _, syy in moments)
-    # A covariate that never varies carries no information: leave the metric as it is.
-    theta = total_sxy / total_sxx if total_sxx > 0 else 0.0
+    # A covariate that never varies carries no information: leave the metric as it is. "Never
+    # varies" includes a centred sum of squares at the rounding level of the raw totals, where the
+    # slope would be noise divided by noise.
+    rounding_level = 1e-9 * sum(c.pre_sum_squares for c in covariates)
+    theta = total_sxy / total_sxx if total_sxx > rounding_level else 0.0
     overall_pre_mean = sum(c.pre_sum for c in covariates) / sum(m.n for m in metrics)
     estimates = []
     residual_total = 0.0
     for metric, covariate, (sxx, sxy, syy) in zip(metrics, covariates, moments, strict=True):
         residual = max(0.0, syy - 2 * theta * sxy + theta * theta * sxx)
         residual_total += residual
-        pre_mean = covariate.pre_sum / metric.n
-        estimates.append(
-            VariantEstimate(
-                n=metric.n,
-                mean=metric.mean - theta * (pre_mean - overall_pre_mean),
-                variance=residual / (metric.n - 1),
-            )
-        )
+        adjusted_mean = metric.mean - theta * (covariate.pre_sum / metric.n - overall_pre_mean)
+        if not (math.isfinite(adjusted_mean) and math.isfinite(residual)):
+            raise ValueError("the pre-period totals are too extreme to adjust the metric with")
+        estimates.append(VariantEstimate(n=metric.n, mean=adjusted_mean, variance=residual / (metric.n - 1)))
     reduction = 1 - residual_total / total_syy if total_syy > 0 else 0.0
     return CupedAdjustment(theta=theta, estimates=tuple(estimates), variance_reduction=reduction)

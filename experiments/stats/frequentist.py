@@ -77,6 +77,9 @@ def confidence_interval(effect, standard_error, alpha, degrees_of_freedom=math.i
     return np.subtract(effect, half_width), np.add(effect, half_width)
 
 
+# Extreme totals overflow somewhere in the arithmetic; every result is checked for finiteness and
+# explained instead, so numpy's warnings would only be noise on the command line's stderr.
+@np.errstate(all="ignore")
 def _compare(
     baseline: VariantEstimate,
     variant: VariantEstimate,
@@ -99,8 +102,7 @@ def _compare(
     standard_error = math.sqrt(variance)
     df = math.inf
     if use_t:
-        with np.errstate(over="ignore", invalid="ignore"):
-            df = float(welch_degrees_of_freedom(term_a, baseline.n, term_b, variant.n))
+        df = float(welch_degrees_of_freedom(term_a, baseline.n, term_b, variant.n))
         if math.isnan(df):
             return Comparison(None, None, None, None, note=OVERFLOW_NOTE)
     if not relative and use_t:
@@ -119,11 +121,13 @@ def _compare(
         )
     else:
         p_value = float(two_sided_p_value(effect, standard_error, df))
-    low, high = confidence_interval(effect, standard_error, alpha, df)
+    low, high = (float(bound) for bound in confidence_interval(effect, standard_error, alpha, df))
+    if not (math.isfinite(p_value) and math.isfinite(low) and math.isfinite(high)):
+        return Comparison(None, None, None, None, note=OVERFLOW_NOTE)
     return Comparison(
         effect=effect,
-        ci_low=float(low),
-        ci_high=float(high),
+        ci_low=low,
+        ci_high=high,
         confidence_level=1.0 - alpha,
         p_value=min(1.0, p_value),
     )

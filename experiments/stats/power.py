@@ -71,10 +71,14 @@ def sample_size_for_proportions(
     _check_design(alpha, power)
     target = _target_rate(baseline_rate, mde, relative)
     pooled = (baseline_rate + target) / 2
-    numerator = stats.norm.isf(alpha / 2) * math.sqrt(2 * pooled * (1 - pooled)) + stats.norm.ppf(
-        power
+    numerator = float(stats.norm.isf(alpha / 2)) * math.sqrt(2 * pooled * (1 - pooled)) + float(
+        stats.norm.ppf(power)
     ) * math.sqrt(baseline_rate * (1 - baseline_rate) + target * (1 - target))
-    size = (numerator / (target - baseline_rate)) ** 2
+    if not target - baseline_rate > 0:
+        raise ValueError("the effect is too small to detect with any realistic audience; use a larger mde")
+    # Plain floats multiply to inf instead of warning when the effect is absurdly small.
+    root = numerator / (target - baseline_rate)
+    size = root * root
     if not size <= _MAX_SAMPLE_SIZE:
         raise ValueError("the effect is too small to detect with any realistic audience; use a larger mde")
     return size
@@ -140,7 +144,10 @@ def sample_size_for_means(
     if not mde > 0:
         raise ValueError(f"mde must be positive, got {mde!r}")
     delta = mde * abs(baseline_mean) if relative else mde
-    normal_size = 2 * ((stats.norm.isf(alpha / 2) + stats.norm.ppf(power)) * standard_deviation / delta) ** 2
+    if not delta > 0:
+        raise ValueError("the effect is too small to detect with any realistic audience; use a larger mde")
+    root = (float(stats.norm.isf(alpha / 2)) + float(stats.norm.ppf(power))) * standard_deviation / delta
+    normal_size = 2 * root * root
     if not normal_size <= _MAX_SAMPLE_SIZE:
         raise ValueError("the effect is too small to detect with any realistic audience; use a larger mde")
     if normal_size > _NORMAL_ENOUGH:

@@ -81,6 +81,7 @@ def confidence_sequence_half_width(variance, tau2, alpha):
         )
 
 
+@np.errstate(all="ignore")  # non-finite results are checked and explained below
 def compare_sequentially(
     baseline: VariantEstimate,
     variant: VariantEstimate,
@@ -112,8 +113,8 @@ def compare_sequentially(
     tau2 = float(mixing_variance(planned_variance, alpha if tuning_alpha is None else tuning_alpha))
     half_width = float(confidence_sequence_half_width(variance, tau2, alpha))
     p_value = float(always_valid_p_value(effect, variance, tau2))
-    if not math.isfinite(half_width):
-        return Comparison(effect, None, None, None, p_value=p_value)
+    if not (tau2 > 0 and math.isfinite(tau2) and math.isfinite(half_width) and math.isfinite(p_value)):
+        return Comparison(None, None, None, None, note=OVERFLOW_NOTE)
     return Comparison(
         effect=effect,
         ci_low=effect - half_width,
