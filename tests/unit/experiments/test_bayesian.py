@@ -50,6 +50,9 @@ POSTERIORS = [
     (1001, 99001, 1101, 98901),
     (5, 3, 200, 2000),
     (41, 960, 2, 1000),
+    (39, 12, 1, 21),  # P about 2e-10: only an exact sum gets this right
+    (41, 5, 300, 60),  # more variant conversions than baseline non-conversions: the mirrored sum
+    (300, 60, 41, 5),
 ]
 
 
@@ -73,16 +76,32 @@ def test_exact_values_for_uniform_posteriors():
     assert probability_beta_exceeds(1, 1, 2, 1) == pytest.approx(2 / 3, abs=1e-12)
 
 
-def test_large_campaigns_agree_with_the_normal_approximation():
-    """With two million recipients per arm the Beta posteriors are normal to many digits."""
-    base, variant = ConversionCounts(2_000_000, 40_000), ConversionCounts(2_000_000, 40_300)
-    a_x, b_x = 1 + 40_000, 1 + 1_960_000
-    a_y, b_y = 1 + 40_300, 1 + 1_959_700
+@pytest.mark.parametrize("scale", [1, 10])
+def test_large_campaigns_agree_with_the_normal_approximation(scale):
+    """With two (or twenty) million recipients per arm the Beta posteriors are normal to many
+    digits; the larger one has more than 200,000 conversions and so goes through the integral."""
+    n, base_conversions, variant_conversions = 2_000_000 * scale, 40_000 * scale, 40_300 * scale
+    if scale > 1:
+        variant_conversions = 40_000 * scale + 950  # keep the race close at the larger size
+    base, variant = ConversionCounts(n, base_conversions), ConversionCounts(n, variant_conversions)
     beta_result = compare_proportions_bayesian(base, variant)
     normal_result = compare_means_bayesian(base.estimate(), variant.estimate())
+    assert 0.05 < normal_result.chance_to_win < 0.95
     assert beta_result.chance_to_win == pytest.approx(normal_result.chance_to_win, abs=2e-3)
     assert beta_result.expected_loss == pytest.approx(normal_result.expected_loss, rel=0.02)
-    assert probability_beta_exceeds(a_x, b_x, a_y, b_y) == pytest.approx(beta_result.chance_to_win)
+
+
+def test_non_integer_priors_use_the_integral_and_stay_between_the_exact_neighbours():
+    """P(Y > X) falls as X's first parameter grows, so a half-integer value (computed by the
+    integral) must lie between the exact sums at the integers either side, and match a seeded
+    Monte Carlo estimate."""
+    below = probability_beta_exceeds(121, 881, 146, 856)
+    between = probability_beta_exceeds(121.5, 881, 146, 856)
+    above = probability_beta_exceeds(122, 881, 146, 856)
+    assert below > between > above
+    rng = np.random.default_rng(17)
+    draws = rng.beta(146, 856, size=1_000_000) > rng.beta(121.5, 881, size=1_000_000)
+    assert between == pytest.approx(draws.mean(), abs=4 * np.sqrt(between * (1 - between) / 1_000_000))
 
 
 def test_normal_closed_forms_match_monte_carlo():

@@ -15,10 +15,12 @@ from experiments.stats.power import (
 def test_r_power_prop_test_examples():
     """Examples in R's ?power.prop.test (stats package): power.prop.test(n = 50, p1 = .50, p2 = .75)
     gives power 0.7401659 (documented as "=> power = 0.740"); power.prop.test(p1 = .50, p2 = .75,
-    power = .90) gives n = 76.7; power.prop.test(n = 50, p1 = .5, power = .90) gives p2 = 0.8026."""
+    power = .90) gives n = 76.7; power.prop.test(n = 50, p1 = .5, power = .90) gives p2 = 0.8026;
+    power.prop.test(p1 = .5, p2 = 0.501, sig.level = .001, power = 0.90) gives n = 10451937."""
     assert power_for_proportions(0.5, 0.75, 50) == pytest.approx(0.7401659, abs=5e-8)
     assert sample_size_for_proportions(0.5, 0.25, power=0.9) == pytest.approx(76.7, abs=0.05)
     assert 0.5 + mde_for_proportions(0.5, 50, power=0.9) == pytest.approx(0.8026, abs=5e-5)
+    assert sample_size_for_proportions(0.5, 0.001, alpha=0.001, power=0.9) == pytest.approx(10451937, abs=1)
 
 
 def test_r_power_t_test_examples():
