@@ -10,10 +10,10 @@ loss is a gamble; one with a tiny expected loss is safe to ship even if the chan
 Proportions use the Beta-binomial model with a uniform Beta(1, 1) prior by default. Chance to win is
 exact: Evan Miller's closed form ("Formulas for Bayesian A/B Testing", 2015), a sum with one term
 per conversion of the variant, or per non-conversion of the baseline after mirroring rates to
-1 - rate, whichever is shorter. For non-integer priors or more than 200,000 terms it becomes the
+1 - rate, whichever is shorter. For non-integer priors or more than 50,000 terms it becomes the
 integral P(Y > X) = integral over u of F_X(F_Y^-1(u)), taken over the quantiles of the narrower
-posterior; at those sizes either way is accurate to about 1e-9. Expected loss reuses the same probability through the size-biasing identity
-E[X 1{X > Y}] = E[X] P(X' > Y) with X' ~ Beta(a + 1, b).
+posterior; at those sizes either way is accurate to about 1e-9. Expected loss reuses the same
+probability through the size-biasing identity E[X 1{X > Y}] = E[X] P(X' > Y), X' ~ Beta(a + 1, b).
 Credible intervals of the difference come from seeded Monte Carlo draws, so a result is reproducible.
 
 Means use the normal approximation to each variant's posterior (flat prior): N(mean, s^2 / n).
@@ -54,7 +54,7 @@ def _beta_variance(a: float, b: float) -> float:
 # Above this many terms the exact sum costs more than the integral. Both are then limited to about
 # 1e-9 by the special functions at such large arguments, which no decision can notice; below it the
 # sum is exact even for probabilities of 1e-20, where the integral would round them to 0.
-_MAX_EXACT_TERMS = 200_000
+_MAX_EXACT_TERMS = 50_000
 
 
 def _exact_probability(a_x: float, b_x: float, a_y: float, b_y: float) -> float:

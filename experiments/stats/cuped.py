@@ -72,13 +72,14 @@ def cuped_adjust(metrics: Sequence[MetricSums], covariates: Sequence[PrePeriodSu
     # A covariate that never varies carries no information: leave the metric as it is. "Never
     # varies" includes a centred sum of squares at the rounding level of the raw totals, where the
     # slope would be noise divided by noise.
-    rounding_level = 1e-9 * sum(c.pre_sum_squares for c in covariates)
+    rounding_level = max(1e-9 * sum(c.pre_sum_squares for c in covariates), 1e-300)
     theta = total_sxy / total_sxx if total_sxx > rounding_level else 0.0
     overall_pre_mean = sum(c.pre_sum for c in covariates) / sum(m.n for m in metrics)
     estimates = []
     residual_total = 0.0
     for metric, covariate, (sxx, sxy, syy) in zip(metrics, covariates, moments, strict=True):
-        residual = max(0.0, syy - 2 * theta * sxy + theta * theta * sxx)
+        # theta * (theta * sxx) rather than theta**2 * sxx: a large slope on a tiny spread stays finite.
+        residual = max(0.0, syy - 2 * theta * sxy + theta * (theta * sxx))
         residual_total += residual
         adjusted_mean = metric.mean - theta * (covariate.pre_sum / metric.n - overall_pre_mean)
         if not (math.isfinite(adjusted_mean) and math.isfinite(residual)):

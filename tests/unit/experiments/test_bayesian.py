@@ -79,7 +79,7 @@ def test_exact_values_for_uniform_posteriors():
 @pytest.mark.parametrize("scale", [1, 10])
 def test_large_campaigns_agree_with_the_normal_approximation(scale):
     """With two (or twenty) million recipients per arm the Beta posteriors are normal to many
-    digits; the larger one has more than 200,000 conversions and so goes through the integral."""
+    digits; the larger one has more than 50,000 conversions and so goes through the integral."""
     n, base_conversions, variant_conversions = 2_000_000 * scale, 40_000 * scale, 40_300 * scale
     if scale > 1:
         variant_conversions = 40_000 * scale + 950  # keep the race close at the larger size
