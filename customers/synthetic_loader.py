@@ -442,8 +442,14 @@ def _load_postgresql(cursor, connection, shop, summary, on_batch, phase, mainten
     def produce() -> None:
         try:
             specs: dict[str, list[ColumnSpec]] = {}
-            tick = time.perf_counter()
-            for batch_no, batch in enumerate(shop.tables()):
+            batches = iter(shop.tables())
+            batch_no = 0
+            while True:
+                tick = time.perf_counter()  # time spent waiting for the loader is not generation
+                batch = next(batches, None)
+                if batch is None:
+                    break
+                ready = []
                 for table in batch:
                     table = _prepare(table)
                     if not len(table):
@@ -452,10 +458,12 @@ def _load_postgresql(cursor, connection, shop, summary, on_batch, phase, mainten
                     if table.name not in specs:
                         specs[table.name] = column_specs(model, table)
                     payload = encode_binary_rows(table, specs[table.name])
-                    _put(work, stop, ("rows", model._meta.db_table, specs[table.name], payload, len(table)))
+                    ready.append(("rows", model._meta.db_table, specs[table.name], payload, len(table)))
                 produce_seconds[0] += time.perf_counter() - tick
+                for item in ready:
+                    _put(work, stop, item)
                 _put(work, stop, ("batch", batch_no, None, None, 0))
-                tick = time.perf_counter()
+                batch_no += 1
             _put(work, stop, ("done", None, None, None, 0))
         except _Stopped:
             return
