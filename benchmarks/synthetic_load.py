@@ -82,6 +82,10 @@ def main() -> None:
             "rows_per_second": round(summary.total_rows / load.seconds),
             "phases": {k: round(v, 2) for k, v in summary.seconds.items()},
             "tables": summary.rows,
+            "copy_seconds_by_table": {k: round(v, 2) for k, v in summary.copy_seconds.items()},
+            "slowest_rebuilds": {
+                k: round(v, 2) for k, v in sorted(summary.rebuild_seconds.items(), key=lambda kv: -kv[1])[:15]
+            },
         }
         from django.db import connection
 

@@ -82,6 +82,8 @@ class LoadSummary:
     seconds: dict[str, float] = field(default_factory=dict)  # by phase
     emptied: list[str] = field(default_factory=list)  # tables --truncate found with rows
     vendor: str = ""
+    copy_seconds: dict[str, float] = field(default_factory=dict)  # by database table (PostgreSQL)
+    rebuild_seconds: dict[str, float] = field(default_factory=dict)  # by index or constraint (PostgreSQL)
 
     @property
     def total_rows(self) -> int:
@@ -382,7 +384,7 @@ def _clear(cursor, connection, tables: list[str]) -> list[str]:
 @dataclass(frozen=True)
 class _SetAside:
     drop: list[str]
-    restore: list[str]
+    restore: list[tuple[str, str]]  # (index or constraint, statement)
 
 
 def _set_aside_indexes(cursor, tables: list[str]) -> _SetAside:
@@ -419,9 +421,10 @@ def _set_aside_indexes(cursor, tables: list[str]) -> _SetAside:
     unique = [c for c in constraints if c[3] == "u"]
     drop = [f"ALTER TABLE {t} DROP CONSTRAINT {name}" for t, name, _, _ in foreign + unique]
     drop += [f"DROP INDEX {name}" for name, _ in indexes]
-    restore = [definition for _, definition in indexes]
+    restore = [(name, definition) for name, definition in indexes]
     restore += [
-        f"ALTER TABLE {t} ADD CONSTRAINT {name} {definition}" for t, name, definition, _ in unique + foreign
+        (name, f"ALTER TABLE {t} ADD CONSTRAINT {name} {definition}")
+        for t, name, definition, _ in unique + foreign
     ]
     return _SetAside(drop, restore)
 
@@ -492,7 +495,9 @@ def _load_postgresql(cursor, connection, shop, summary, on_batch, phase, mainten
                 BytesIO(COPY_HEADER + payload + COPY_TRAILER),
                 size=1 << 20,
             )
-            copy_seconds += time.perf_counter() - t
+            spent = time.perf_counter() - t
+            copy_seconds += spent
+            summary.copy_seconds[a] = summary.copy_seconds.get(a, 0.0) + spent
             summary.rows[a] = summary.rows.get(a, 0) + count
     finally:
         stop.set()
@@ -501,8 +506,10 @@ def _load_postgresql(cursor, connection, shop, summary, on_batch, phase, mainten
     summary.seconds["copy"] = copy_seconds
     phase(f"rebuilding {len(aside.restore)} indexes and constraints")
     t = time.perf_counter()
-    for statement in aside.restore:
+    for name, statement in aside.restore:
+        tick = time.perf_counter()
         cursor.execute(statement)
+        summary.rebuild_seconds[name] = time.perf_counter() - tick
     summary.seconds["indexes"] = time.perf_counter() - t
 
 
