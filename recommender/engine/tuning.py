@@ -72,7 +72,7 @@ def hold_out(
     order = np.lexsort((cols, rows))
     rows, cols = rows[order], cols[order]
     pair_keys = rows.astype(np.int64) * (cols.max(initial=0) + 1) + cols
-    first = np.r_[True, pair_keys[1:] != pair_keys[:-1]]
+    first = np.r_[True, pair_keys[1:] != pair_keys[:-1]] if len(pair_keys) else np.zeros(0, dtype=bool)
     rows, cols = rows[first], cols[first]
     users, starts = np.unique(rows, return_index=True)
     relevant = np.split(cols, starts[1:]) if len(users) else []
