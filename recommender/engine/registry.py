@@ -67,7 +67,7 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
             "als",
             ALSRecommender,
             {"factors": 64, "regularization": 0.1, "alpha": 5.0, "iterations": 15},
-            _grid(factors=[32, 64, 128], regularization=[0.05, 0.5], alpha=[2.0, 10.0], iterations=[15]),
+            _grid(factors=[16, 32, 64], regularization=[0.05, 0.5], alpha=[1.0, 2.0, 5.0], iterations=[15]),
         ),
         AlgorithmSpec(
             "bpr",

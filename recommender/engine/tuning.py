@@ -135,7 +135,7 @@ class TuningResult:
 
 def _blend_weight_sets(n_models: int) -> list[tuple[float, ...]]:
     if n_models == 2:
-        return [(w, round(1.0 - w, 2)) for w in (0.9, 0.8, 0.7, 0.6, 0.5, 0.4)]
+        return [(w, round(1.0 - w, 2)) for w in (0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5)]
     return [(0.6, 0.2, 0.2), (0.5, 0.3, 0.2), (0.7, 0.2, 0.1), (0.4, 0.3, 0.3)]
 
 
@@ -201,8 +201,11 @@ def tune(
     if blend:
         ranked = sorted(
             (item for item in best_models.items() if item[0] != "popularity"), key=lambda kv: -kv[1][0]
-        )[:3]
-        candidates = [list(c) for r in (2, 3) for c in itertools.combinations(ranked, r)]
+        )
+        # The validation leader paired with every other family (a weaker model of another
+        # kind is often the most complementary one), plus the three best together.
+        candidates = [[ranked[0], other] for other in ranked[1:]]
+        candidates += [list(c) for c in itertools.combinations(ranked[:3], 3)]
         for combo in candidates:
             models = [entry[1][1] for entry in combo]
             for weights in _blend_weight_sets(len(models)):
