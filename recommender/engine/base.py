@@ -104,6 +104,7 @@ class BaseRecommender:
     attribution_reason: ClassVar[Reason] = Reason.BECAUSE_YOU_BOUGHT
     scores_cold_items: ClassVar[bool] = False
     item_based: ClassVar[bool] = False
+    dense_pair_weights: ClassVar[bool] = False
     chunk_size: ClassVar[int] = 256
 
     def __init__(self, *, num_threads: int = 0, seed: int = 42) -> None:
@@ -339,9 +340,21 @@ class BaseRecommender:
     ) -> None:
         """For every (customer, recommended product) the owned product that pushed it most.
 
-        Vectorised over the chunk: one entry per (customer, rank, owned product), weighted
-        ``x_ui · w(i, j)``, then the best entry of each (customer, rank) group.
+        Vectorised over blocks of customers: one entry per (customer, rank, owned product)
+        weighted ``x_ui · w(i, j)``, then the best entry of each (customer, rank) group by a
+        segmented maximum (groups are contiguous, so no sort is needed). Blocks keep the
+        dense weight block of factor models small.
         """
+        block = 64
+        for start in range(0, cols.shape[0], block):
+            stop = min(start + block, cols.shape[0])
+            self._attribute_block(
+                histories[start:stop], cols[start:stop], reasons[start:stop], because[start:stop]
+            )
+
+    def _attribute_block(
+        self, histories: sp.csr_matrix, cols: np.ndarray, reasons: np.ndarray, because: np.ndarray
+    ) -> None:
         m, n = cols.shape
         lengths = np.diff(histories.indptr)
         sizes = np.repeat(lengths, n)
@@ -350,21 +363,42 @@ class BaseRecommender:
             return
         group = np.repeat(np.arange(m * n), sizes)
         group_start = np.cumsum(sizes) - sizes
-        offset = np.arange(total) - group_start[group]
-        positions = histories.indptr[group // n] + offset
+        positions = histories.indptr[group // n] + (np.arange(total) - group_start[group])
         sources = histories.indices[positions]
-        targets = cols.ravel()[group]
+        targets = cols.reshape(-1)[group]
         valid = targets >= 0
         weights = np.zeros(total, dtype=np.float32)
-        weights[valid] = histories.data[positions[valid]] * self._pair_weights(sources[valid], targets[valid])
-        order = np.lexsort((-weights, group))
+        if valid.any():
+            src, tgt = sources[valid], targets[valid]
+            if self.dense_pair_weights:
+                # Few distinct products per block: one small dense block, then a gather.
+                # (Positions are found on the short history/list arrays, then expanded.)
+                unique_src = np.unique(histories.indices)
+                unique_tgt = np.unique(cols[cols >= 0])
+                src_pos = np.searchsorted(unique_src, histories.indices)[positions[valid]]
+                tgt_pos = np.searchsorted(unique_tgt, np.maximum(cols.reshape(-1), 0))[group[valid]]
+                pair = self._pair_weight_block(unique_src, unique_tgt)[src_pos, tgt_pos]
+            else:
+                pair = self._pair_weights(src, tgt)
+            weights[valid] = histories.data[positions[valid]] * pair
         nonempty = np.flatnonzero(sizes > 0)
-        best = order[group_start[nonempty]]
-        positive = weights[best] > 0
+        best_weight = np.maximum.reduceat(weights, group_start[nonempty])
+        is_best = weights == np.repeat(best_weight, sizes[nonempty])
+        best_positions = np.flatnonzero(is_best)
+        best_groups = group[best_positions]
+        first = np.r_[True, best_groups[1:] != best_groups[:-1]]
+        best_positions, best_groups = best_positions[first], best_groups[first]
+        positive = weights[best_positions] > 0
         flat_because = because.reshape(-1)
         flat_reasons = reasons.reshape(-1)
-        flat_because[nonempty[positive]] = sources[best[positive]]
-        flat_reasons[nonempty[positive]] = self.attribution_reason
+        flat_because[best_groups[positive]] = sources[best_positions[positive]]
+        flat_reasons[best_groups[positive]] = self.attribution_reason
+
+    def _pair_weight_block(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Dense ``w(sources × targets)``, for models whose pair weights come from dense factors."""
+        s = np.repeat(sources, len(targets))
+        t = np.tile(targets, len(sources))
+        return self._pair_weights(s, t).reshape(len(sources), len(targets))
 
     def explain(self, user_id: Hashable, item_id: Hashable, *, top: int = 3) -> Explanation:
         """Why ``item_id`` suits ``user_id``: their products that weigh most, or the fallback."""

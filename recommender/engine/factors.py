@@ -23,6 +23,7 @@ class FactorRecommender(BaseRecommender):
     """
 
     item_based = True
+    dense_pair_weights = True
 
     def _make_model(self):
         raise NotImplementedError
@@ -58,6 +59,9 @@ class FactorRecommender(BaseRecommender):
 
     def _pair_weights(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
         return np.einsum("ij,ij->i", self.unit_item_factors_[sources], self.unit_item_factors_[targets])
+
+    def _pair_weight_block(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        return self.unit_item_factors_[sources] @ self.unit_item_factors_[targets].T
 
     def item_vectors(self) -> np.ndarray:
         return self.item_factors_

@@ -109,6 +109,7 @@ class HybridRecommender(BaseRecommender):
         explaining = [(w, m) for m, w in zip(models, self.weights_, strict=True) if m.item_based]
         self.explainer_ = max(explaining, key=lambda pair: pair[0])[1] if explaining else None
         self.item_based = self.explainer_ is not None
+        self.dense_pair_weights = self.item_based and self.explainer_.dense_pair_weights
         if self.explainer_ is None:
             self.fallback_reason = models[int(np.argmax(self.weights_))].fallback_reason
 
@@ -137,6 +138,9 @@ class HybridRecommender(BaseRecommender):
 
     def _pair_weights(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
         return self.explainer_._pair_weights(sources, targets)
+
+    def _pair_weight_block(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        return self.explainer_._pair_weight_block(sources, targets)
 
     def item_vectors(self) -> np.ndarray:
         if self._item_vectors is None:

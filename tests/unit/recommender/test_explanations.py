@@ -65,3 +65,24 @@ def test_segment_fallback_says_popular_in_your_segment():
     assert ids[1].tolist().index("y") < ids[1].tolist().index("x")
     assert (batch.reasons == Reason.POPULAR_IN_SEGMENT).all()
     assert np.all(batch.because == -1)
+
+
+def test_batch_attribution_agrees_with_single_explanations():
+    # The vectorised "because" of a whole batch must name the same product as explain()
+    # does one pair at a time, for the dense (EASE, ALS) and the sparse (item-kNN) paths.
+    from recommender.engine.weighting import interactions_from_log
+
+    from .conftest import taste_log
+
+    inter = interactions_from_log(taste_log(n_users=40, n_items=25, per_user=8))
+    for name, params in [("ease", {"l2": 10.0}), ("item_knn", {"neighbours": 10}), ("bpr", {"factors": 8})]:
+        model = make_recommender(name, params, num_threads=1).fit(inter)
+        batch = model.recommend(inter.user_ids, n=4)
+        for row, user in enumerate(inter.user_ids):
+            for rank in range(4):
+                item = batch.items[row, rank]
+                single = model.explain(user, inter.item_ids[item])
+                if batch.because[row, rank] < 0:
+                    assert single.reason != Reason.BECAUSE_YOU_BOUGHT
+                else:
+                    assert inter.item_ids[batch.because[row, rank]] == single.items[0], (name, user, rank)
