@@ -8,7 +8,8 @@ thread (BLAS and implicit) so that the figures are comparable between runs.
 The scoring comparison fits one ALS model and then times, on the same model and users:
 
 * ``implicit_recommend``: ``AlternatingLeastSquares.recommend`` for every customer, top 20,
-  already-bought products filtered (implicit's C++ top-k; nothing stored);
+  already-bought products filtered (implicit's C++ top-k; nothing stored), and the same
+  call without the filter for context;
 * ``engine_scores``: the engine's ``iter_batches`` (the path the Django service streams into
   the recommendations table), top 20 with the default rules, arrays only;
 * ``engine_scores_and_explanations``: the same with the "because you bought" attribution.
@@ -114,6 +115,11 @@ def time_scoring(interactions: Interactions, seed: int, n: int, repeats: int) ->
         ids, _ = model.model_.recommend(users, matrix, N=n, filter_already_liked_items=True)
         return ids
 
+    def implicit_recommend_unfiltered():
+        # Context for the figure above: the same call without already-bought filtering.
+        ids, _ = model.model_.recommend(users, matrix, N=n, filter_already_liked_items=False)
+        return ids
+
     def engine(explain: bool):
         def run():
             total = 0
@@ -132,6 +138,7 @@ def time_scoring(interactions: Interactions, seed: int, n: int, repeats: int) ->
         return min(times), out
 
     raw_seconds, raw_ids = best_of(implicit_recommend)
+    unfiltered_seconds, _ = best_of(implicit_recommend_unfiltered)
     engine_seconds, _ = best_of(engine(False))
     explained_seconds, _ = best_of(engine(True))
     # Same lists? (ties in float scores may order differently; compare as sets per customer)
@@ -145,6 +152,7 @@ def time_scoring(interactions: Interactions, seed: int, n: int, repeats: int) ->
         "n": n,
         "repeats": repeats,
         "implicit_recommend_seconds": round(raw_seconds, 3),
+        "implicit_recommend_unfiltered_seconds": round(unfiltered_seconds, 3),
         "engine_scores_seconds": round(engine_seconds, 3),
         "engine_scores_and_explanations_seconds": round(explained_seconds, 3),
         "engine_over_implicit": round(engine_seconds / raw_seconds, 3),

@@ -104,7 +104,7 @@ class HybridRecommender(BaseRecommender):
             self.content_ = make_recommender("content", {}, num_threads=self.num_threads, seed=self.seed).fit(
                 interactions, catalog=catalog
             )
-        self.scores_cold_items = self.content_ is not None
+        self.scores_cold_items = self.content_ is not None and self.cold_item_weight > 0
         # Explanations come from the heaviest item-based component.
         explaining = [(w, m) for m, w in zip(models, self.weights_, strict=True) if m.item_based]
         self.explainer_ = max(explaining, key=lambda pair: pair[0])[1] if explaining else None
@@ -126,10 +126,12 @@ class HybridRecommender(BaseRecommender):
         if total is None:
             total = np.zeros((histories.shape[0], self.interactions_.n_items), dtype=np.float32)
         if self.content_ is not None:
-            content_needed = len(self.cold_items_) or self.cold_user_max_items > 0
+            content_needed = (
+                len(self.cold_items_) and self.scores_cold_items
+            ) or self.cold_user_max_items > 0
             if content_needed:
                 content = _normalise_rows(self.content_._score(histories, users))
-                if len(self.cold_items_):
+                if len(self.cold_items_) and self.scores_cold_items:
                     total[:, self.cold_items_] = self.cold_item_weight * content[:, self.cold_items_]
                 few = np.diff(histories.indptr) <= self.cold_user_max_items
                 if few.any():

@@ -219,6 +219,28 @@ def tune(
                     progress(trial)
                 if "hybrid" not in best_models or value > best_models["hybrid"][0]:
                     best_models["hybrid"] = (value, hybrid, trial)
+        if "hybrid" in best_models and catalog is not None and catalog.has_text:
+            # The cold-start switches (content for customers with few products and for
+            # products nobody bought) are choices too: keep them only if validation agrees.
+            _, best_hybrid, _ = best_models["hybrid"]
+            for cold_users, cold_items in ((0, 0.0), (0, 0.5), (2, 0.0), (2, 0.5)):
+                hybrid = HybridRecommender.from_fitted(
+                    best_hybrid.models_,
+                    list(best_hybrid.weights_),
+                    cold_user_max_items=cold_users,
+                    cold_item_weight=cold_items,
+                    num_threads=num_threads,
+                    seed=seed,
+                )
+                t0 = time.perf_counter()
+                hybrid.fit(held_out.train, catalog=catalog)
+                value = score_on(hybrid, held_out, k)[f"ndcg@{k}"]
+                trial = Trial("hybrid", hybrid.params, value, time.perf_counter() - t0)
+                trials.append(trial)
+                if progress:
+                    progress(trial)
+                if value > best_models["hybrid"][0]:
+                    best_models["hybrid"] = (value, hybrid, trial)
     winner_name, (winner_value, _, winner_trial) = max(best_models.items(), key=lambda kv: kv[1][0])
     return TuningResult(
         algorithm=winner_name,
