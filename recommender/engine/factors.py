@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
 
-from recommender.engine.base import BaseRecommender, gather_rows
+from recommender.engine.base import BaseRecommender, blas_controller, gather_rows
 from recommender.engine.types import Explanation
 
 
@@ -31,7 +30,7 @@ class FactorRecommender(BaseRecommender):
     def _fit(self, matrix: sp.csr_matrix) -> None:
         self.model_ = self._make_model()
         # implicit parallelises itself; a multi-threaded BLAS underneath only oversubscribes.
-        with threadpool_limits(1, user_api="blas"):
+        with blas_controller().limit(limits=1, user_api="blas"):
             self.model_.fit(sp.csr_matrix(matrix, dtype=np.float32), show_progress=False)
         self.user_factors_ = np.ascontiguousarray(self.model_.user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(self.model_.item_factors, dtype=np.float32)
@@ -108,7 +107,7 @@ class ALSRecommender(FactorRecommender):
 
     def _fold_in(self, histories: sp.csr_matrix) -> np.ndarray:
         # The exact ALS user step against the trained item factors.
-        with threadpool_limits(1, user_api="blas"):
+        with blas_controller().limit(limits=1, user_api="blas"):
             rows = np.arange(histories.shape[0])
             return np.asarray(self.model_.recalculate_user(rows, histories), dtype=np.float32).reshape(
                 histories.shape[0], -1
@@ -124,7 +123,7 @@ class ALSRecommender(FactorRecommender):
         history, _ = gather_rows(interactions.matrix, np.array([user]))
         if user < 0 or history.nnz == 0:
             return super().explain(user_id, item_id, top=top)
-        with threadpool_limits(1, user_api="blas"):
+        with blas_controller().limit(limits=1, user_api="blas"):
             _, contributions, _ = self.model_.explain(user, history, item, N=top)
         positive = [(col, weight) for col, weight in contributions if weight > 0]
         if not positive:
