@@ -86,7 +86,9 @@ class OrderLineFactory(factory.django.DjangoModelFactory):
 
 def make_order(*, customer=None, lines=(), placed_at=None, **kwargs) -> Order:
     """An order with lines [(product, quantity)] and its total, as the ingest would store it."""
-    order = OrderFactory(customer=customer or CustomerFactory(), **({"placed_at": placed_at} if placed_at else {}), **kwargs)
+    order = OrderFactory(
+        customer=customer or CustomerFactory(), **({"placed_at": placed_at} if placed_at else {}), **kwargs
+    )
     total = Decimal(0)
     for line_no, (product, quantity) in enumerate(lines, start=1):
         kind = OrderLine.Kind.SALE if quantity > 0 else OrderLine.Kind.RETURN

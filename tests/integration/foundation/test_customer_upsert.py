@@ -12,7 +12,13 @@ pytestmark = pytest.mark.django_db
 
 def rows(n, **extra):
     return [
-        {"external_id": f"c{i}", "email": f"c{i}@Example.COM", "first_name": f"N{i}", "country": "GB", **extra}
+        {
+            "external_id": f"c{i}",
+            "email": f"c{i}@Example.COM",
+            "first_name": f"N{i}",
+            "country": "GB",
+            **extra,
+        }
         for i in range(n)
     ]
 
@@ -40,7 +46,9 @@ def test_query_count_does_not_grow_with_rows(django_assert_max_num_queries):
 
 
 def test_updates_only_fields_sent_and_emits_updated():
-    upsert_customers(rows=[{"external_id": "x", "email": "x@example.com", "first_name": "Ann", "phone": "123"}])
+    upsert_customers(
+        rows=[{"external_id": "x", "email": "x@example.com", "first_name": "Ann", "phone": "123"}]
+    )
     result = upsert_customers(rows=[{"external_id": "x", "first_name": "Anne"}])
     assert (result.created, result.updated) == (0, 1)
     customer = Customer.objects.get(external_id="x")
@@ -78,11 +86,19 @@ def test_atomic_by_default_and_partial_on_request():
         ({"external_id": "a", "country": "Atlantis"}, "country", "Unknown country"),
         ({"external_id": "a", "first_name": 12}, "first_name", "Must be a string."),
         ({"external_id": "a/b"}, "external_id", "Must not contain '/'"),
-        ({"external_id": "a", "attributes": {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}}, "attributes", "deeper"),
+        (
+            {"external_id": "a", "attributes": {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}},
+            "attributes",
+            "deeper",
+        ),
         ({"external_id": "a", "attributes": {"k": "x" * 20000}}, "attributes", "Larger than"),
         ({"external_id": "a", "attributes": [1]}, "attributes", "JSON object"),
         ({"external_id": "a", "locale": "english please"}, "locale", "language tag"),
-        ({"external_id": "a", "consent": [{"channel": "fax", "action": "granted"}]}, "consent[0].channel", "one of"),
+        (
+            {"external_id": "a", "consent": [{"channel": "fax", "action": "granted"}]},
+            "consent[0].channel",
+            "one of",
+        ),
         ("not an object", "non_field_errors", "JSON object"),
     ],
 )
@@ -98,12 +114,23 @@ def test_inline_consent_goes_through_the_ledger_and_is_idempotent():
         {
             "external_id": "k",
             "email": "k@example.com",
-            "consent": [{"channel": "email", "action": "granted", "source": "crm", "occurred_at": "2024-05-01T10:00:00Z"}],
+            "consent": [
+                {
+                    "channel": "email",
+                    "action": "granted",
+                    "source": "crm",
+                    "occurred_at": "2024-05-01T10:00:00Z",
+                }
+            ],
         }
     ]
     upsert_customers(rows=payload)
     state = CustomerConsent.objects.get(customer__external_id="k", channel="email")
-    assert (state.status, state.source, state.changed_at) == ("granted", "crm", datetime(2024, 5, 1, 10, tzinfo=UTC))
+    assert (state.status, state.source, state.changed_at) == (
+        "granted",
+        "crm",
+        datetime(2024, 5, 1, 10, tzinfo=UTC),
+    )
     assert ConsentRecord.objects.count() == 1
     again = upsert_customers(rows=payload)
     assert again.unchanged == 1 and ConsentRecord.objects.count() == 1
