@@ -53,7 +53,9 @@ def idempotent_response(request, *, scope: str, payload, produce: Callable[[], t
         return Response(body, status=code)
     if len(key) > 200:
         raise ValidationError({"Idempotency-Key": ["Must be at most 200 characters."]})
-    owner = str(getattr(request.auth, "pk", "") or getattr(request.user, "pk", "") or "")
+    # API keys are owned by their short public prefix (their primary key embeds the hash and is
+    # longer than the column); people by their user id.
+    owner = str(getattr(request.auth, "prefix", "") or getattr(request.user, "pk", "") or "")[:100]
     digest = payload_digest(payload)
     existing = IdempotencyRecord.objects.filter(scope=scope, owner=owner, key=key).first()
     if existing is not None:
@@ -83,3 +85,78 @@ def _replay(record: IdempotencyRecord, digest: str) -> Response:
     response = Response(body, status=record.status_code)
     response["Idempotent-Replayed"] = "true"
     return response
+
+
+# --- shared pieces for the apps' API modules -----------------------------------------------------
+
+
+class StrictFieldsMixin:
+    """Reject fields the serializer does not know, naming them, instead of silently dropping them.
+
+    A typo such as `emial` would otherwise be accepted with a 200 and the caller would never learn
+    that nothing was stored.
+    """
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            known = set(self.fields)
+            unknown = sorted(str(k) for k in data if k not in known)
+            if unknown:
+                raise ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class ScopedActionsMixin:
+    """Per-action scopes on a viewset: `action_scopes = {"erase": ("gdpr", "write")}`.
+
+    Other actions use the view's `scope_resource` with read for safe methods and write otherwise.
+    """
+
+    action_scopes: dict[str, tuple[str, str]] = {}
+
+    def initial(self, request, *args, **kwargs):
+        scope = self.action_scopes.get(getattr(self, "action", None) or "")
+        if scope is not None:
+            self.scope_resource, self.scope_action = scope
+        super().initial(request, *args, **kwargs)
+
+
+def row_errors_as_fields(errors) -> dict[str, list[str]]:
+    """Turn a one-row report into DRF's usual `{field: [messages]}` shape for single-record calls."""
+    out: dict[str, list[str]] = {}
+    for error in errors:
+        out.setdefault(error.field, []).append(error.message)
+    return out
+
+
+def bulk_status(result) -> int:
+    """200 when the call committed (partial calls list their bad rows), 409 when only conflicts
+    stopped an atomic call, 400 otherwise."""
+    if not result.rejected:
+        return status.HTTP_200_OK
+    return status.HTTP_409_CONFLICT if result.conflict_only else status.HTTP_400_BAD_REQUEST
+
+
+def parse_partial_flag(request) -> bool:
+    raw = request.query_params.get("partial", "false").strip().lower()
+    if raw not in {"true", "false", "1", "0", "yes", "no"}:
+        raise ValidationError({"partial": ["Must be true or false."]})
+    return raw in {"true", "1", "yes"}
+
+
+def bulk_rows(request, *, max_rows: int) -> list:
+    """The `rows` list of a bulk body, refusing anything but `{"rows": [...]}` with at most `max_rows`."""
+    data = request.data
+    if not isinstance(data, dict):
+        raise ValidationError({"non_field_errors": ['Send a JSON object: {"rows": [...]}.']})
+    unknown = sorted(str(k) for k in data if k != "rows")
+    if unknown:
+        raise ValidationError({name: ["Unknown field."] for name in unknown})
+    rows = data.get("rows")
+    if not isinstance(rows, list):
+        raise ValidationError({"rows": ["This field is required and must be a list."]})
+    if not rows:
+        raise ValidationError({"rows": ["Send at least one row."]})
+    if len(rows) > max_rows:
+        raise PayloadTooLarge(f"{len(rows)} rows sent; at most {max_rows} rows per call. Split the batch.")
+    return rows
