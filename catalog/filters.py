@@ -4,6 +4,7 @@ import django_filters
 from django.db.models import Q
 
 from catalog.models import CATEGORY_SEPARATOR, Product
+from core.filters import IsoDateTimeFilter
 
 
 class ProductFilter(django_filters.FilterSet):
@@ -16,7 +17,7 @@ class ProductFilter(django_filters.FilterSet):
     in_stock = django_filters.BooleanFilter(method="filter_in_stock")
     price_min = django_filters.NumberFilter(field_name="price", lookup_expr="gte")
     price_max = django_filters.NumberFilter(field_name="price", lookup_expr="lte")
-    updated_after = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_after = IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
         model = Product

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
@@ -34,6 +34,13 @@ class PayloadTooLarge(APIException):
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, DataError) or (isinstance(exc, ValueError) and "NUL" in str(exc)):
+        # A value the database cannot store (a NUL byte, an out-of-range number or offset) that got
+        # past validation is still the caller's bad input: answer 400, never 500.
+        logger.warning("Database refused a value: %s", exc)
+        exc = ValidationError(
+            {"detail": ["A value in this request cannot be stored (out of range or NUL byte)."]}
+        )
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
     elif isinstance(exc, DjangoValidationError):

@@ -17,7 +17,14 @@ CONFLICT = OpenApiResponse(
 TOO_LARGE = OpenApiResponse(response=OpenApiTypes.OBJECT, description="Too many rows or too large a body.")
 COMMON_ERRORS = {400: ERROR, 401: ERROR, 403: ERROR, 429: ERROR}
 WRITE_ERRORS = {**COMMON_ERRORS, 413: TOO_LARGE}
-DETAIL_ERRORS = {**COMMON_ERRORS, 404: NOT_FOUND}
+DETAIL_ERRORS = {
+    **COMMON_ERRORS,
+    404: NOT_FOUND,
+    405: OpenApiResponse(
+        response=OpenApiTypes.OBJECT,
+        description="The id `bulk` or `batch` names the collection's bulk action, not a record.",
+    ),
+}
 
 PARTIAL_PARAM = OpenApiParameter(
     "partial",
@@ -76,4 +83,9 @@ BULK_RESPONSES = {
 
 
 def bulk_request(name: str, row_serializer) -> serializers.Serializer:
-    return inline_serializer(f"{name}BulkRequest", {"rows": row_serializer.__class__(many=True)})
+    from django.conf import settings
+
+    return inline_serializer(
+        f"{name}BulkRequest",
+        {"rows": row_serializer.__class__(many=True, min_length=1, max_length=settings.BULK_MAX_ROWS)},
+    )

@@ -278,9 +278,10 @@ def moment(value: Any) -> datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     try:
+        parsed = parsed.astimezone(UTC)  # PostgreSQL refuses offsets beyond ±15:59
         if not _EARLIEST <= parsed < _LATEST:
             raise FieldInvalid("Must be between 1970 and 2200.")
-    except OverflowError:
+    except (OverflowError, ValueError):
         raise FieldInvalid("Must be between 1970 and 2200.") from None
     return parsed
 

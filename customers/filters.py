@@ -5,6 +5,7 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Exists, OuterRef
 
+from core.filters import IsoDateTimeFilter
 from customers.models import Channel, ConsentStatus, Customer, CustomerConsent, Event, EventType, Order
 
 
@@ -18,8 +19,8 @@ class CustomerFilter(django_filters.FilterSet):
     tier = django_filters.CharFilter(
         field_name="memberships__tier__name", lookup_expr="iexact", distinct=True
     )
-    updated_after = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    updated_after = IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    created_after = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
 
     class Meta:
         model = Customer
@@ -35,8 +36,8 @@ class CustomerFilter(django_filters.FilterSet):
 class OrderFilter(django_filters.FilterSet):
     customer = django_filters.CharFilter(field_name="customer__external_id")
     status = django_filters.ChoiceFilter(choices=Order.Status.choices)
-    placed_after = django_filters.IsoDateTimeFilter(field_name="placed_at", lookup_expr="gte")
-    placed_before = django_filters.IsoDateTimeFilter(field_name="placed_at", lookup_expr="lt")
+    placed_after = IsoDateTimeFilter(field_name="placed_at", lookup_expr="gte")
+    placed_before = IsoDateTimeFilter(field_name="placed_at", lookup_expr="lt")
 
     class Meta:
         model = Order
@@ -47,8 +48,8 @@ class EventFilter(django_filters.FilterSet):
     customer = django_filters.CharFilter(field_name="customer__external_id")
     type = django_filters.ChoiceFilter(choices=EventType.choices)
     product = django_filters.CharFilter(field_name="product__sku")
-    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    occurred_after = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
 
     class Meta:
         model = Event

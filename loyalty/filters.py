@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import django_filters
 
+from core.filters import IsoDateTimeFilter
 from loyalty.models import Membership, PointsTransaction, Tier
 
 
@@ -24,7 +25,7 @@ class MembershipFilter(django_filters.FilterSet):
 class TransactionFilter(django_filters.FilterSet):
     customer = django_filters.CharFilter(field_name="membership__customer__external_id")
     kind = django_filters.ChoiceFilter(choices=PointsTransaction.Kind.choices)
-    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_after = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
 
     class Meta:
         model = PointsTransaction

@@ -130,5 +130,6 @@ class ProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 )
 class CategoryViewSet(viewsets.ReadOnlyModelViewSet):
     scope_resource = "products"
+    lookup_value_regex = r"[^/]+"
     serializer_class = s.CategorySerializer
     queryset = Category.objects.select_related("parent").order_by("-id")

@@ -274,6 +274,7 @@ class CustomerViewSet(
 )
 class PushSubscriptionViewSet(mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
     scope_resource = "customers"
+    lookup_value_regex = r"[^/]+"
     serializer_class = s.PushSubscriptionSerializer
     queryset = PushSubscription.objects.filter(customer__deleted_at__isnull=True).order_by("-id")
 
@@ -372,6 +373,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 )
 class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     scope_resource = "events"
+    lookup_value_regex = r"[^/]+"
     serializer_class = s.EventSerializer
     filterset_class = EventFilter
     queryset = (

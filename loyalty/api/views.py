@@ -52,6 +52,7 @@ class _ProtectedDestroy:
 @_crud_schema(s.ProgramSerializer)
 class ProgramViewSet(_ProtectedDestroy, viewsets.ModelViewSet):
     scope_resource = "loyalty"
+    lookup_value_regex = r"[^/]+"
     serializer_class = s.ProgramSerializer
     queryset = LoyaltyProgram.objects.order_by("-id")
 
@@ -59,6 +60,7 @@ class ProgramViewSet(_ProtectedDestroy, viewsets.ModelViewSet):
 @_crud_schema(s.TierSerializer)
 class TierViewSet(viewsets.ModelViewSet):
     scope_resource = "loyalty"
+    lookup_value_regex = r"[^/]+"
     serializer_class = s.TierSerializer
     filterset_class = TierFilter
     queryset = Tier.objects.order_by("-id")
@@ -89,6 +91,7 @@ class TierViewSet(viewsets.ModelViewSet):
 )
 class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     scope_resource = "loyalty"
+    lookup_value_regex = r"[^/]+"
     serializer_class = s.MembershipSerializer
     filterset_class = MembershipFilter
     queryset = (
@@ -178,6 +181,7 @@ class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
     """The append-only points ledger; no writes here."""
 
     scope_resource = "loyalty"
+    lookup_value_regex = r"[^/]+"
     serializer_class = s.TransactionSerializer
     filterset_class = TransactionFilter
     queryset = PointsTransaction.objects.order_by("-id")
@@ -186,6 +190,7 @@ class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
 @_crud_schema(s.RewardSerializer)
 class RewardViewSet(_ProtectedDestroy, viewsets.ModelViewSet):
     scope_resource = "loyalty"
+    lookup_value_regex = r"[^/]+"
     serializer_class = s.RewardSerializer
     queryset = Reward.objects.order_by("-id")
 

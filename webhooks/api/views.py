@@ -24,6 +24,7 @@ from webhooks.models import WebhookDelivery, WebhookEndpoint
 )
 class EndpointViewSet(viewsets.ModelViewSet):
     scope_resource = "webhooks"
+    lookup_value_regex = r"[^/]+"
     serializer_class = s.EndpointSerializer
     queryset = WebhookEndpoint.objects.order_by("-id")
 
@@ -48,6 +49,7 @@ class DeliveryFilter(django_filters.FilterSet):
 )
 class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
     scope_resource = "webhooks"
+    lookup_value_regex = r"[^/]+"
     serializer_class = s.DeliverySerializer
     filterset_class = DeliveryFilter
     queryset = WebhookDelivery.objects.select_related("message").order_by("-id")
