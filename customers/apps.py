@@ -6,5 +6,5 @@ class CustomersConfig(AppConfig):
     verbose_name = "Customers"
 
     def ready(self) -> None:
-        # Registers the customers app's own GDPR export sections and erasure steps.
-        from customers import gdpr  # noqa: F401
+        # Registers the customers app's own GDPR sections, erasure steps and timeline sources.
+        from customers import gdpr, timeline  # noqa: F401

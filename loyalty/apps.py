@@ -10,3 +10,8 @@ class LoyaltyConfig(AppConfig):
         from loyalty.selectors import export_loyalty
 
         register_export_section("loyalty", export_loyalty)
+
+        from customers.timeline import register_timeline_source
+        from loyalty.selectors import points_timeline
+
+        register_timeline_source("points", points_timeline)

@@ -50,3 +50,17 @@ def export_loyalty(*, customer) -> list[dict[str, Any]]:
         ]
         out.append(item)
     return out
+
+
+def points_timeline(*, customer, limit: int):
+    from customers.timeline import TimelineEntry
+
+    return [
+        TimelineEntry(
+            at=t.occurred_at,
+            kind="points",
+            title=f"{t.points:+d} points ({t.get_kind_display().lower()})",
+            detail=f"{t.membership.program.name}: {t.reason}".strip(": "),
+        )
+        for t in recent_transactions(customer=customer, limit=limit)
+    ]
