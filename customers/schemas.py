@@ -15,18 +15,24 @@ from customers.models import Channel, ConsentAction, EventType, Order, OrderLine
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 
 
+_text16 = r.text(16)
+
+
 def locale(value: Any) -> str:
-    result = r.text(16)(value)
+    result = _text16(value)
     if result and not _LOCALE.match(result):
         raise r.FieldInvalid("Use a language tag such as en or en-GB.")
     return result
+
+
+_text45 = r.text(45)
 
 
 def ip_address(value: Any) -> str:
     from django.core.exceptions import ValidationError
     from django.core.validators import validate_ipv46_address
 
-    result = r.text(45)(value)
+    result = _text45(value)
     try:
         validate_ipv46_address(result)
     except ValidationError:
