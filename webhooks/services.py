@@ -189,7 +189,7 @@ def deliver(*, delivery_id: int, now: datetime | None = None, session: requests.
 
 
 def dispatch_due(
-    *, now: datetime | None = None, limit: int = 500, time_budget_seconds: float = 25.0
+    *, now: datetime | None = None, limit: int = 500, batch_size: int = 100, time_budget_seconds: float = 25.0
 ) -> dict[str, int]:
     """Fan out, then send what is due within a time budget shorter than the beat interval."""
     started = time.monotonic()
@@ -198,7 +198,7 @@ def dispatch_due(
     sent = 0
     with requests.Session() as session:
         while sent < limit and time.monotonic() - started < time_budget_seconds:
-            ids = claim_due(now=now, limit=min(100, limit - sent))
+            ids = claim_due(now=now, limit=min(batch_size, limit - sent))
             if not ids:
                 break
             for delivery_id in ids:

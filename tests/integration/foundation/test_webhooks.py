@@ -128,3 +128,33 @@ def test_signature_scheme():
     assert verify_signature(secret="s", header=header, body=b'{"a":1}', now=1700000010)
     assert not verify_signature(secret="s", header=header, body=b'{"a":2}', now=1700000010)
     assert not verify_signature(secret="s", header=header, body=b'{"a":1}', now=1700009999)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_dispatchers_never_double_send():
+    """Two dispatchers in their own threads and connections share the work through SKIP LOCKED."""
+    from django.db import connection
+
+    with Receiver() as receiver:
+        WebhookEndpointFactory(url=receiver.url, secret=SECRET)
+        for i in range(40):
+            publish(topic="points.changed", payload={"i": i})
+        fan_out()
+        results = []
+
+        def run():
+            try:
+                results.append(dispatch_due(batch_size=3))
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    events = [hit["event"] for hit in receiver.received]
+    assert len(events) == 40 == len(set(events))
+    assert sum(r["delivered"] for r in results) == 40
+    assert all(r["delivered"] > 0 for r in results), results  # both took a share
+    assert WebhookDelivery.objects.filter(status="delivered").count() == 40
