@@ -4,10 +4,10 @@ import django_filters
 from django.db.models import Q
 
 from catalog.models import CATEGORY_SEPARATOR, Product
-from core.filters import IsoDateTimeFilter
+from core.filters import IsoDateTimeFilter, StrictFilterSet
 
 
-class ProductFilter(django_filters.FilterSet):
+class ProductFilter(StrictFilterSet):
     sku = django_filters.CharFilter()
     category = django_filters.CharFilter(
         method="filter_category", label="Category path; includes sub-categories"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 
 from django.core.exceptions import RequestDataTooBig
@@ -98,19 +99,53 @@ def _replay(record: IdempotencyRecord, digest: str) -> Response:
 
 
 class StrictFieldsMixin:
-    """Reject fields the serializer does not know, naming them, instead of silently dropping them.
+    """Reject unknown fields (naming them) and values of the wrong JSON type.
 
     A typo such as `emial` would otherwise be accepted with a 200 and the caller would never learn
-    that nothing was stored.
+    that nothing was stored. DRF also coerces `"5"` into 5, `0` into false and 12 into `"12"`;
+    the OpenAPI schema promises JSON types, so a value of another type is refused instead.
     """
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
             known = set(self.fields)
             unknown = sorted(str(k) for k in data if k not in known)
-            if unknown:
-                raise ValidationError({name: ["Unknown field."] for name in unknown})
+            errors = {name: ["Unknown field."] for name in unknown}
+            for name, value in data.items():
+                field = self.fields.get(name)
+                if field is None or field.read_only or value is None:
+                    continue
+                message = _json_type_error(field, value)
+                if message:
+                    errors[name] = [message]
+            if errors:
+                raise ValidationError(errors)
         return super().to_internal_value(data)
+
+
+_DECIMAL_TEXT = re.compile(r"^-?\d+(\.\d+)?\Z")
+
+
+def _json_type_error(field, value) -> str:
+    from rest_framework import fields as f
+    from rest_framework import relations
+
+    if isinstance(field, f.BooleanField):
+        return "" if isinstance(value, bool) else "Must be true or false."
+    if isinstance(field, f.IntegerField | relations.PrimaryKeyRelatedField):
+        return "" if isinstance(value, int) and not isinstance(value, bool) else "Must be an integer."
+    if isinstance(field, f.DecimalField):
+        if isinstance(value, str):
+            return "" if _DECIMAL_TEXT.match(value) else "Must be a number, e.g. 4.50."
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return "" if ok else "Must be a number or a decimal string."
+    if isinstance(field, f.CharField | f.ChoiceField | f.DateTimeField | relations.SlugRelatedField):
+        return "" if isinstance(value, str) else "Must be a string."
+    if isinstance(field, f.ListField):
+        return "" if isinstance(value, list) else "Must be a list."
+    if isinstance(field, f.DictField):
+        return "" if isinstance(value, dict) else "Must be a JSON object."
+    return ""
 
 
 class ScopedActionsMixin:
@@ -138,7 +173,9 @@ def row_errors_as_fields(errors) -> dict[str, list[str]]:
 
 def bulk_status(result) -> int:
     """200 when the call committed (partial calls list their bad rows), 409 when only conflicts
-    stopped an atomic call, 400 otherwise."""
+    stopped an atomic call, 400 otherwise (and for a partial call in which every row failed)."""
+    if result.partial and result.received and result.failed == result.received:
+        return status.HTTP_400_BAD_REQUEST  # partial, but not a single row could be kept
     if not result.rejected:
         return status.HTTP_200_OK
     return status.HTTP_409_CONFLICT if result.conflict_only else status.HTTP_400_BAD_REQUEST

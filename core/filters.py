@@ -24,3 +24,28 @@ class UtcIsoDateTimeField(IsoDateTimeField):
 
 class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
+
+
+class StrictFilterSet(django_filters.FilterSet):
+    """Refuse what the schema does not allow instead of ignoring it: an empty value for a typed
+    filter (a date, a number, a choice) and a parameter given twice."""
+
+    def is_valid(self):
+        valid = super().is_valid()
+        for name, filter_ in self.filters.items():
+            if name not in self.data:
+                continue
+            values = self.data.getlist(name) if hasattr(self.data, "getlist") else [self.data.get(name)]
+            if len(values) > 1:
+                self.form.add_error(name, "Give this parameter once.")
+                valid = False
+            elif values[0] == "" and type(filter_) is not django_filters.CharFilter:
+                self.form.add_error(name, "May not be empty.")
+                valid = False
+            elif isinstance(filter_, django_filters.BooleanFilter) and str(values[0]).lower() not in (
+                "true",
+                "false",
+            ):
+                self.form.add_error(name, "Must be true or false.")
+                valid = False
+        return valid

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema_field, inline_serializer
 from rest_framework import serializers
 
 ERROR = OpenApiResponse(
@@ -89,3 +89,15 @@ def bulk_request(name: str, row_serializer) -> serializers.Serializer:
         f"{name}BulkRequest",
         {"rows": row_serializer.__class__(many=True, min_length=1, max_length=settings.BULK_MAX_ROWS)},
     )
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "pattern": r"^-?\d+(\.\d+)?$"},
+            {"type": "number"},
+        ]
+    }
+)
+class FlexibleDecimalField(serializers.DecimalField):
+    """A decimal sent as a JSON number or as a string ("4.50"): both are accepted and documented."""

@@ -154,15 +154,10 @@ _SLASH_OR_CONTROL = re.compile(r"[\x00-\x1f/]")
 
 
 def identifier(max_length: int) -> Callable[[Any], str]:
-    """An external id or SKU: a non-blank string without slashes or control characters.
-
-    Numbers are accepted and turned into strings because CRMs export numeric ids both ways.
-    """
+    """An external id or SKU: a non-blank string without slashes or control characters."""
     base = text(max_length, blank=False)
 
     def parse(value: Any) -> str:
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
         result = base(value)
         if _SLASH_OR_CONTROL.search(result) is not None:
             raise FieldInvalid("Must not contain '/' or control characters.")
@@ -216,6 +211,9 @@ def url(value: Any) -> str:
     return address
 
 
+_DECIMAL_TEXT = re.compile(r"^-?\d+(\.\d+)?\Z")
+
+
 def decimal(
     *, max_digits: int = 12, decimal_places: int = 2, min_value: Decimal | None = None
 ) -> Callable[[Any], Decimal]:
@@ -227,6 +225,8 @@ def decimal(
             raise FieldInvalid("Must be a number.")
         if isinstance(value, float) and not math.isfinite(value):
             raise FieldInvalid("Must be a finite number.")
+        if isinstance(value, str) and _DECIMAL_TEXT.match(value.strip()) is None:
+            raise FieldInvalid("Must be a number, e.g. 4.50.")
         try:
             number = Decimal(str(value).strip())
         except InvalidOperation:
@@ -247,16 +247,9 @@ def decimal(
 
 def integer(*, min_value: int | None = None, max_value: int | None = 2**31 - 1) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
-        if isinstance(value, bool):
-            raise FieldInvalid("Must be an integer.")
-        if isinstance(value, str):
-            try:
-                value = int(value.strip())
-            except ValueError:
-                raise FieldInvalid("Must be an integer.") from None
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        if not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, int):
             raise FieldInvalid("Must be an integer.")
         if min_value is not None and value < min_value:
             raise FieldInvalid(f"Must be at least {min_value}.")
@@ -270,11 +263,29 @@ def integer(*, min_value: int | None = None, max_value: int | None = 2**31 - 1) 
 def boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in {"true", "1", "yes"}:
-        return True
-    if isinstance(value, str) and value.strip().lower() in {"false", "0", "no"}:
-        return False
-    raise FieldInvalid("Must be a boolean.")
+    raise FieldInvalid("Must be true or false.")
+
+
+_TRUE_WORDS = {"true", "1", "yes", "y"}
+_FALSE_WORDS = {"false", "0", "no", "n"}
+
+
+def from_text(value: str, kind: str) -> Any:
+    """A CSV cell as the JSON value the row schemas expect; left as text when it does not convert,
+    so validation reports it with the usual message."""
+    text_value = value.strip()
+    if kind == "integer":
+        try:
+            return int(text_value)
+        except ValueError:
+            return value
+    if kind == "boolean":
+        lowered = text_value.lower()
+        if lowered in _TRUE_WORDS:
+            return True
+        if lowered in _FALSE_WORDS:
+            return False
+    return value
 
 
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Exists, OuterRef
 
-from core.filters import IsoDateTimeFilter
+from core.filters import IsoDateTimeFilter, StrictFilterSet
 from customers.models import Channel, ConsentStatus, Customer, CustomerConsent, Event, EventType, Order
 
 
-class CustomerFilter(django_filters.FilterSet):
+class CustomerFilter(StrictFilterSet):
     external_id = django_filters.CharFilter()
     email = django_filters.CharFilter(field_name="email", lookup_expr="iexact")
     country = django_filters.CharFilter(field_name="country", lookup_expr="iexact")
@@ -33,7 +33,7 @@ class CustomerFilter(django_filters.FilterSet):
         return queryset.filter(Exists(granted))
 
 
-class OrderFilter(django_filters.FilterSet):
+class OrderFilter(StrictFilterSet):
     customer = django_filters.CharFilter(field_name="customer__external_id")
     status = django_filters.ChoiceFilter(choices=Order.Status.choices)
     placed_after = IsoDateTimeFilter(field_name="placed_at", lookup_expr="gte")
@@ -44,7 +44,7 @@ class OrderFilter(django_filters.FilterSet):
         fields = ["customer", "status", "placed_after", "placed_before"]
 
 
-class EventFilter(django_filters.FilterSet):
+class EventFilter(StrictFilterSet):
     customer = django_filters.CharFilter(field_name="customer__external_id")
     type = django_filters.ChoiceFilter(choices=EventType.choices)
     product = django_filters.CharFilter(field_name="product__sku")

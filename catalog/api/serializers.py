@@ -3,6 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from catalog.models import Category, Product
+from core.openapi import FlexibleDecimalField
 
 
 class ProductSerializer(serializers.ModelSerializer):
@@ -39,7 +40,7 @@ class ProductUpdateSerializer(serializers.Serializer):
         max_length=500, required=False, allow_blank=True, help_text="Home > Kitchen > Mugs"
     )
     brand = serializers.CharField(max_length=120, required=False, allow_blank=True)
-    price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0, required=False)
+    price = FlexibleDecimalField(max_digits=12, decimal_places=2, min_value=0, required=False)
     currency = serializers.CharField(max_length=3, required=False, help_text="ISO 4217")
     stock = serializers.IntegerField(min_value=0, required=False, allow_null=True)
     active = serializers.BooleanField(required=False)

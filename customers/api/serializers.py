@@ -9,6 +9,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from core.api import StrictFieldsMixin
+from core.openapi import FlexibleDecimalField
 from customers.models import (
     Channel,
     ConsentAction,
@@ -162,7 +163,7 @@ class OrderSerializer(serializers.ModelSerializer):
 class OrderLineRowSerializer(serializers.Serializer):
     sku = serializers.CharField(max_length=64)
     quantity = serializers.IntegerField(help_text="Negative for returns and cancellations; never 0")
-    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
+    unit_price = FlexibleDecimalField(max_digits=12, decimal_places=2, min_value=0)
     kind = serializers.ChoiceField(choices=OrderLine.Kind.choices, required=False)
 
 
@@ -204,6 +205,6 @@ class EventRowSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=64, required=False, help_text="Required for custom events")
     product = serializers.CharField(max_length=64, required=False, allow_null=True, help_text="A product sku")
     quantity = serializers.IntegerField(required=False)
-    value = serializers.DecimalField(max_digits=12, decimal_places=2, required=False, allow_null=True)
+    value = FlexibleDecimalField(max_digits=12, decimal_places=2, required=False, allow_null=True)
     properties = serializers.DictField(required=False)
     occurred_at = serializers.DateTimeField()

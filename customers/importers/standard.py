@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import IO
 
 from catalog.services import upsert_products
+from core.rows import from_text
 from customers.importers.base import ImportReport, LineError, cells, read_csv, run_steps
 from customers.services import ingest_orders, upsert_customers
 
@@ -78,6 +79,10 @@ def import_products(stream: IO, *, partial: bool = False) -> ImportReport:
         if report.rows_read == 1:
             report.errors.extend(_unknown_columns(raw, set(PRODUCT_COLUMNS), 1))
         row = cells(raw, PRODUCT_COLUMNS)
+        if "stock" in row:
+            row["stock"] = from_text(row["stock"], "integer")
+        if "active" in row:
+            row["active"] = from_text(row["active"], "boolean")
         attributes = {k[5:]: v for k, v in raw.items() if k.startswith("attr_") and v}
         if attributes:
             row["attributes"] = attributes
@@ -108,7 +113,10 @@ def import_orders(stream: IO, *, partial: bool = False) -> ImportReport:
             order["lines"] = []
             orders[order_id] = order
             first_line[order_id] = line
-        order["lines"].append(cells(raw, LINE_COLUMNS))
+        line_row = cells(raw, LINE_COLUMNS)
+        if "quantity" in line_row:
+            line_row["quantity"] = from_text(line_row["quantity"], "integer")
+        order["lines"].append(line_row)
     if report.errors and not partial:
         return report
     rows = list(orders.values())

@@ -5,12 +5,17 @@ from decimal import Decimal
 from rest_framework import serializers
 
 from core.api import StrictFieldsMixin
+from core.openapi import FlexibleDecimalField
 from core.reference import is_known_currency
 from core.rows import FieldInvalid, check_json_limits
 from loyalty.models import LoyaltyProgram, Membership, PointsTransaction, Redemption, Reward, Tier
 
 
 class ProgramSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    points_per_currency_unit = FlexibleDecimalField(
+        max_digits=8, decimal_places=3, min_value=0, required=False
+    )
+
     class Meta:
         model = LoyaltyProgram
         fields = [
@@ -27,10 +32,7 @@ class ProgramSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
-        extra_kwargs = {
-            "points_per_currency_unit": {"min_value": 0},
-            "points_expiry_days": {"min_value": 1, "max_value": 36500},
-        }
+        extra_kwargs = {"points_expiry_days": {"min_value": 1, "max_value": 36500}}
 
     def validate_currency(self, value: str) -> str:
         if not is_known_currency(value.upper()):
@@ -53,10 +55,14 @@ class ProgramSerializer(StrictFieldsMixin, serializers.ModelSerializer):
 
 
 class TierSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    multiplier = FlexibleDecimalField(
+        max_digits=5, decimal_places=2, min_value=Decimal("0.01"), required=False
+    )
+
     class Meta:
         model = Tier
         fields = ["id", "program", "name", "threshold", "benefits", "multiplier"]
-        extra_kwargs = {"multiplier": {"min_value": Decimal("0.01")}, "threshold": {"max_value": 2**31 - 1}}
+        extra_kwargs = {"threshold": {"max_value": 2**31 - 1}}
 
 
 class MembershipSerializer(serializers.ModelSerializer):

@@ -172,3 +172,37 @@ def test_gdpr_endpoints_need_gdpr_scope(make_api_client):
     assert export.status_code == 200 and export.json()["profile"]["email"] == "g1@example.com"
     assert gdpr.post("/api/v1/customers/g1/erase/").json()["status"] == "erased"
     assert gdpr.get("/api/v1/customers/g1/export/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "updated_after=",
+        "page_size=0",
+        "page_size=abc",
+        "page_size=5&page_size=6",
+        "country=GB&country=FR",
+        "cursor=bogus",
+    ],
+)
+def test_query_parameters_are_checked_not_ignored(api, query):
+    response = api.get(f"/api/v1/customers/?{query}")
+    assert response.status_code == 400, query
+
+
+def test_json_types_are_not_coerced(api):
+    assert "external_id" in api.post("/api/v1/customers/", {"external_id": 12}).json()
+    ProductFactory(sku="Q")
+    CustomerFactory(external_id="q1")
+    line = {"sku": "Q", "quantity": "2", "unit_price": "1.00"}
+    order = {"external_id": "oq", "customer": "q1", "placed_at": "2024-01-01T00:00:00Z", "lines": [line]}
+    assert "lines[0].quantity" in api.post("/api/v1/orders/", order).json()
+    assert api.post("/api/v1/products/?in_stock=maybe").status_code in (400, 405)
+    assert api.get("/api/v1/products/?in_stock=maybe").status_code == 400
+    endpoint = {"name": "x", "url": "https://x.example.com", "active": 0}
+    assert api.post("/api/v1/webhooks/endpoints/", endpoint).json()["active"] == ["Must be true or false."]
+
+
+def test_partial_call_where_every_row_fails_is_400(api):
+    response = api.post("/api/v1/customers/bulk/?partial=true", {"rows": [{"email": "no-id@example.com"}]})
+    assert response.status_code == 400 and response.json()["failed"] == 1

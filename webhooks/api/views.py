@@ -6,6 +6,7 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from core.filters import StrictFilterSet
 from core.openapi import COMMON_ERRORS, DETAIL_ERRORS
 from webhooks import services
 from webhooks.api import serializers as s
@@ -35,7 +36,7 @@ class EndpointViewSet(viewsets.ModelViewSet):
         return Response(s.EndpointCreatedSerializer(endpoint).data, status=status.HTTP_201_CREATED)
 
 
-class DeliveryFilter(django_filters.FilterSet):
+class DeliveryFilter(StrictFilterSet):
     topic = django_filters.CharFilter(field_name="message__topic")
 
     class Meta:
