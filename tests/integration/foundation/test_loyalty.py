@@ -107,3 +107,20 @@ def test_tiers_follow_lifetime_points():
     m.refresh_from_db()
     assert m.tier == bronze
     assert reevaluate_tiers() == 0
+
+
+def test_scheduled_tasks_run_through_celery(settings):
+    """The beat entries name real tasks; run eagerly here, they call the same set-based services."""
+    from loyalty import tasks
+    from webhooks.tasks import dispatch_due
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    assert {"loyalty.expire_points", "loyalty.reevaluate_tiers", "webhooks.dispatch_due"} <= set(
+        settings.CELERY_BEAT_SCHEDULE
+    )
+    program = LoyaltyProgramFactory(points_expiry_days=1)
+    m = MembershipFactory(program=program)
+    award_points(membership=m, points=5, idempotency_key="a", occurred_at=T0)
+    assert tasks.expire_points.apply().get() == 5
+    assert tasks.reevaluate_tiers.apply(args=[program.pk]).get() == 0
+    assert dispatch_due.apply().get()["fanned_out"] == 0
