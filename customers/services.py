@@ -384,7 +384,7 @@ def _upsert_customers_postgresql(group: list[dict], present: tuple[str, ...]) ->
                 SELECT external_id, {select_columns}, now(), now(), NULL, NULL FROM customer_upsert_rows
                 ON CONFLICT (external_id) DO UPDATE SET {set_clause}
                     updated_at = EXCLUDED.updated_at, deleted_at = NULL
-                WHERE {changed}
+                WHERE ({changed}) AND {table}.erased_at IS NULL
                 RETURNING id, external_id, (xmax = 0) AS inserted
             ), messages AS (
                 INSERT INTO {outbox} (topic, payload, created_at)
@@ -420,6 +420,8 @@ def _upsert_customers_portable(group: list[dict], present: tuple[str, ...]) -> d
                 values = dict(zip(_CUSTOMER_COLUMNS, _customer_values(row), strict=True))
                 to_create.append(Customer(external_id=row["external_id"], **values))
                 continue
+            if customer.erased_at is not None:
+                continue  # an erased record is never filled again
             changed = customer.deleted_at is not None
             for f in present:
                 if getattr(customer, f) != row[f]:

@@ -64,3 +64,12 @@ def test_erase_removes_personal_data_and_keeps_address_suppressed(admin_user):
     assert is_suppressed(address="ERASE.ME@example.com")
     erase_customer(customer=stored)  # a second erasure is a no-op
     assert AuditEntry.objects.filter(action="customer.erased").count() == 1
+
+
+def test_an_erased_record_is_never_filled_again():
+    customer = CustomerFactory()
+    erase_customer(customer=customer)
+    erased_id = f"erased-{customer.pk}"
+    result = upsert_customers(rows=[{"external_id": erased_id, "email": "back@example.com"}])
+    assert result.unchanged == 1
+    assert Customer.all_objects.get(pk=customer.pk).email == ""
