@@ -284,7 +284,6 @@ class ConfirmDoubleOptInView(APIView):
 
     permission_classes = [AllowAny]
     authentication_classes: list = []
-    throttle_scope = "api_key"
 
     def _confirm(self, token: str) -> Response:
         try:
