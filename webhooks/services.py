@@ -214,3 +214,23 @@ def retry_delivery(*, delivery: WebhookDelivery) -> None:
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
         status=WebhookDelivery.Status.PENDING, attempts=0, next_attempt_at=timezone.now(), locked_until=None
     )
+
+
+def prune_outbox(*, older_than: timedelta = timedelta(days=30), batch_size: int = 10_000) -> int:
+    """Delete old outbox messages that were fanned out and have no delivery still pending.
+
+    Their deliveries go with them (cascade); the outbox is a queue, not an archive.
+    """
+    cutoff = timezone.now() - older_than
+    removed = 0
+    while True:
+        ids = list(
+            OutboxMessage.objects.filter(fanned_out_at__lt=cutoff)
+            .exclude(deliveries__status=WebhookDelivery.Status.PENDING)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            return removed
+        OutboxMessage.objects.filter(pk__in=ids).delete()
+        removed += len(ids)

@@ -158,3 +158,17 @@ def test_two_concurrent_dispatchers_never_double_send():
     assert sum(r["delivered"] for r in results) == 40
     assert all(r["delivered"] > 0 for r in results), results  # both took a share
     assert WebhookDelivery.objects.filter(status="delivered").count() == 40
+
+
+def test_prune_keeps_pending_and_recent_messages():
+    from webhooks.services import prune_outbox
+
+    endpoint = WebhookEndpointFactory(secret=SECRET)
+    old, pending, recent = (publish(topic="points.changed", payload={"n": n}) for n in range(3))
+    fan_out()
+    long_ago = timezone.now() - timedelta(days=60)
+    OutboxMessage.objects.filter(pk__in=[old.pk, pending.pk]).update(fanned_out_at=long_ago)
+    WebhookDelivery.objects.filter(message=old, endpoint=endpoint).update(status="delivered")
+    WebhookDelivery.objects.filter(message=recent).update(status="delivered")
+    assert prune_outbox() == 1
+    assert set(OutboxMessage.objects.values_list("pk", flat=True)) == {pending.pk, recent.pk}
