@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core import signing
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from core.bulk import BulkResult
@@ -336,11 +336,12 @@ def _customer_values(row: dict) -> list[Any]:
 
 
 def _upsert_customers_postgresql(group: list[dict], present: tuple[str, ...]) -> dict[str, tuple[int, bool]]:
-    """COPY the rows into a temporary table, then one INSERT … ON CONFLICT … WHERE changed.
+    """COPY the rows into a temporary table, INSERT the new ones, then INSERT … ON CONFLICT … WHERE
+    changed for the rest.
 
     Rows whose stored values already match are not touched at all (no new row version, no
     updated_at bump, no webhook), which is what makes a replay a no-op. The outbox messages are
-    written by the same statement from its RETURNING rows.
+    written by the same statements from their RETURNING rows.
     """
     import json
 
@@ -377,6 +378,38 @@ def _upsert_customers_postgresql(group: list[dict], present: tuple[str, ...]) ->
             buffer,
         )
         select_columns = columns.replace("attributes", "attributes::jsonb")
+        # New rows first, with a plain INSERT (no speculative insertion: about twice as fast as
+        # ON CONFLICT). A concurrent call inserting the same external id makes it fail; then the
+        # savepoint is rolled back and the ON CONFLICT statement below does the whole group.
+        touched: dict[str, tuple[int, bool]] = {}
+        try:
+            with transaction.atomic():
+                cursor.execute(
+                    f"""
+                    WITH inserted AS (
+                        INSERT INTO {table} (external_id, {columns}, created_at, updated_at, deleted_at, erased_at)
+                        SELECT external_id, {select_columns}, now(), now(), NULL, NULL FROM customer_upsert_rows r
+                        WHERE NOT EXISTS (SELECT 1 FROM {table} c WHERE c.external_id = r.external_id)
+                        RETURNING id, external_id
+                    ), messages AS (
+                        INSERT INTO {outbox} (topic, payload, created_at)
+                        SELECT 'customer.created',
+                               jsonb_build_object('id', id, 'external_id', external_id, 'fields', %s::jsonb),
+                               now()
+                        FROM inserted
+                    )
+                    SELECT id, external_id FROM inserted
+                    """,  # noqa: S608
+                    [fields_json],
+                )
+                touched.update({external_id: (pk, True) for pk, external_id in cursor.fetchall()})
+        except IntegrityError:
+            touched = {}
+        if touched:
+            cursor.execute(
+                "DELETE FROM customer_upsert_rows WHERE external_id = ANY(%s)",  # noqa: S608
+                [list(touched)],
+            )
         cursor.execute(
             f"""
             WITH upserted AS (
@@ -398,7 +431,7 @@ def _upsert_customers_postgresql(group: list[dict], present: tuple[str, ...]) ->
             """,  # noqa: S608
             [fields_json],
         )
-        touched = {external_id: (pk, inserted) for pk, external_id, inserted in cursor.fetchall()}
+        touched.update({external_id: (pk, inserted) for pk, external_id, inserted in cursor.fetchall()})
         cursor.execute("DROP TABLE customer_upsert_rows")
     return touched
 

@@ -24,7 +24,7 @@ def rows(n, **extra):
 
 
 def test_creates_then_replay_changes_nothing(django_assert_max_num_queries):
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(12):
         first = upsert_customers(rows=rows(50))
     assert (first.created, first.updated, first.unchanged, first.errors) == (50, 0, 0, [])
     assert Customer.objects.count() == 50
@@ -40,7 +40,7 @@ def test_creates_then_replay_changes_nothing(django_assert_max_num_queries):
 
 def test_query_count_does_not_grow_with_rows(django_assert_max_num_queries):
     upsert_customers(rows=rows(10))
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(12):
         result = upsert_customers(rows=rows(2000, last_name="Changed"))
     assert (result.created, result.updated) == (1990, 10)
 
@@ -158,3 +158,37 @@ def test_portable_path_matches(monkeypatch):
     changed = upsert_customers(rows=rows(20, last_name="X"))
     assert (first.created, again.unchanged, changed.updated) == (20, 20, 20)
     assert OutboxMessage.objects.filter(topic="customer.updated").count() == 20
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_insert_of_the_same_id_falls_back_to_on_conflict():
+    """Another transaction inserts the same new external id first: the plain INSERT waits on the
+    unique index, fails when that one commits, and the ON CONFLICT statement finishes the call."""
+    import threading
+
+    from django.db import connection as main_connection
+    from django.db import transaction as tx
+
+    inserted = threading.Event()
+    release = threading.Event()
+
+    def other_writer():
+        try:
+            with tx.atomic():
+                Customer.objects.create(external_id="race", email="first@example.com")
+                inserted.set()
+                release.wait(10)
+        finally:
+            main_connection.close()
+
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    inserted.wait(10)
+    timer = threading.Timer(0.5, release.set)
+    timer.start()
+    result = upsert_customers(
+        rows=[{"external_id": "race", "email": "second@example.com"}, {"external_id": "new"}]
+    )
+    thread.join(10)
+    assert (result.created, result.updated, result.errors) == (1, 1, [])
+    assert Customer.objects.get(external_id="race").email == "second@example.com"
