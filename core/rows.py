@@ -52,9 +52,6 @@ class Field:
     description: str = ""
 
 
-_MISSING = object()
-
-
 @dataclass
 class RowSchema:
     """Named fields with their parsers; unknown names are errors, never silently dropped."""
@@ -62,6 +59,9 @@ class RowSchema:
     fields: dict[str, Field]
     name: str = "row"
     extra_checks: list[Callable[[dict[str, Any]], list[tuple[str, str]]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.required_names = tuple(name for name, spec in self.fields.items() if spec.required)
 
     def clean(
         self, row: Any, index: int, *, prefix: str = ""
@@ -76,18 +76,11 @@ class RowSchema:
             ]
         errors: list[RowError] = []
         fields = self.fields
-        if not fields.keys() >= row.keys():
-            errors.extend(
-                RowError(index, f"{prefix}{key}", "Unknown field.", "unknown_field")
-                for key in row
-                if key not in fields
-            )
         cleaned: dict[str, Any] = {}
-        for name, spec in fields.items():
-            value = row.get(name, _MISSING)
-            if value is _MISSING:
-                if spec.required:
-                    errors.append(RowError(index, f"{prefix}{name}", "This field is required.", "required"))
+        for name, value in row.items():
+            spec = fields.get(name)
+            if spec is None:
+                errors.append(RowError(index, f"{prefix}{name}", "Unknown field.", "unknown_field"))
                 continue
             if value is None:
                 if spec.nullable:
@@ -104,6 +97,9 @@ class RowSchema:
                 )
             except FieldInvalid as exc:
                 errors.append(RowError(index, f"{prefix}{name}", str(exc)))
+        for name in self.required_names:
+            if name not in row:
+                errors.append(RowError(index, f"{prefix}{name}", "This field is required.", "required"))
         if not errors:
             for check in self.extra_checks:
                 errors.extend(RowError(index, f"{prefix}{f}", m) for f, m in check(cleaned))
