@@ -488,9 +488,9 @@ def _apply_inline_consent(
 ) -> int:
     """Record the consent given inline; returns how many otherwise unchanged customers it changed."""
     ids = dict(
-        Customer.all_objects.filter(external_id__in=[row["external_id"] for row in consent_rows]).values_list(
-            "external_id", "pk"
-        )
+        Customer.all_objects.filter(
+            external_id__in=[row["external_id"] for row in consent_rows], erased_at__isnull=True
+        ).values_list("external_id", "pk")
     )
     now = timezone.now()
     decisions = [
@@ -504,6 +504,7 @@ def _apply_inline_consent(
             ip=item.get("ip"),
         )
         for row in consent_rows
+        if row["external_id"] in ids
         for item in row["consent"]
     ]
     records = record_consents(decisions=decisions, skip_unchanged=True)
