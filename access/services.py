@@ -36,7 +36,7 @@ def record_audit(
         api_key_name=api_key.name if api_key is not None else "",
         action=action,
         target_type=target._meta.label_lower if target is not None else "",
-        target_id=str(target.pk) if target is not None else "",
+        target_id=str(target.pk)[:64] if target is not None else "",
         target_repr=str(target)[:200] if target is not None else "",
         details=details or {},
     )

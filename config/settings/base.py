@@ -144,6 +144,7 @@ CELERY_BEAT_SCHEDULE = {
     "webhooks.dispatch_due": {"task": "webhooks.dispatch_due", "schedule": timedelta(seconds=30)},
     "loyalty.expire_points": {"task": "loyalty.expire_points", "schedule": crontab(minute=15, hour=2)},
     "loyalty.reevaluate_tiers": {"task": "loyalty.reevaluate_tiers", "schedule": crontab(minute=45, hour=2)},
+    "webhooks.prune_outbox": {"task": "webhooks.prune_outbox", "schedule": crontab(minute=30, hour=3)},
     # Campaigns: due runs, lost tasks and expired leases (the database is the truth, ARCHITECTURE.md).
     "campaigns.dispatch_due": {"task": "campaigns.dispatch_due", "schedule": timedelta(minutes=1)},
     "campaigns.process_triggers": {"task": "campaigns.process_triggers", "schedule": timedelta(minutes=1)},

@@ -1,0 +1,529 @@
+"""Writes to the loyalty ledger: enrolment, earning, redemption, adjustment, expiry, tiers.
+
+Every change of points goes through `post_entries`, which locks the memberships it touches
+(`select_for_update`, in id order so two writers never deadlock), appends ledger rows, keeps the
+FIFO lots and the cached balance in step, re-evaluates tiers and writes `points.changed` outbox
+messages, all in one transaction and a fixed number of queries however many entries it gets.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from core.hashing import payload_digest
+from loyalty.models import LoyaltyProgram, Membership, PointsLot, PointsTransaction, Redemption, Reward, Tier
+from webhooks.services import publish_many
+
+Kind = PointsTransaction.Kind
+
+
+class LoyaltyError(ValueError):
+    code = "invalid"
+
+
+class InsufficientPoints(LoyaltyError):
+    code = "insufficient_points"
+
+
+class IdempotencyConflict(LoyaltyError):
+    code = "conflict"
+
+
+class RewardNotAvailable(LoyaltyError):
+    code = "reward_not_available"
+
+
+@dataclass(frozen=True)
+class PointsEntry:
+    """One change of points to append. `clamp` caps a debit at the balance instead of refusing it."""
+
+    membership_id: int
+    kind: str
+    points: int
+    idempotency_key: str
+    reason: str = ""
+    source_type: str = ""
+    source_id: str = ""
+    occurred_at: datetime | None = None
+    clamp: bool = False
+    counts_toward_tier: bool = False
+    lot_id: int | None = None
+    payload: dict = field(default_factory=dict, compare=False)
+
+
+@dataclass
+class _State:
+    membership: Membership
+    tiers: list[Tier]
+    lots: list[PointsLot] | None = None
+
+
+def _payload_hash(entry: PointsEntry) -> str:
+    return payload_digest(
+        {
+            "kind": entry.kind,
+            "points": entry.points,
+            "reason": entry.reason,
+            "source_type": entry.source_type,
+            "source_id": entry.source_id,
+            **entry.payload,
+        }
+    )
+
+
+def _tier_for(tiers: list[Tier], lifetime: int) -> Tier | None:
+    chosen = None
+    for tier in tiers:  # ordered by threshold
+        if lifetime >= tier.threshold:
+            chosen = tier
+    return chosen
+
+
+def _tiers_by_program(program_ids: Iterable[int]) -> dict[int, list[Tier]]:
+    tiers: dict[int, list[Tier]] = defaultdict(list)
+    for tier in Tier.objects.filter(program_id__in=set(program_ids)).order_by("program_id", "threshold"):
+        tiers[tier.program_id].append(tier)
+    return tiers
+
+
+def post_entries(*, entries: Sequence[PointsEntry], now: datetime | None = None) -> list[PointsTransaction]:
+    """Append entries to the ledger; replays of a known key with the same content return the first row.
+
+    Raises InsufficientPoints (nothing written) when a debit would take a balance below zero in a
+    program that does not allow it, and IdempotencyConflict when a key is reused for other content.
+    """
+    if not entries:
+        return []
+    now = now or timezone.now()
+    with transaction.atomic():
+        ids = sorted({e.membership_id for e in entries})
+        memberships = {
+            m.pk: m
+            for m in Membership.objects.select_for_update(of=("self",))
+            .select_related("program", "customer")
+            .filter(pk__in=ids)
+            .order_by("pk")
+        }
+        missing = set(ids) - set(memberships)
+        if missing:
+            raise LoyaltyError(f"Unknown membership(s): {sorted(missing)}")
+        tiers = _tiers_by_program(m.program_id for m in memberships.values())
+        states = {pk: _State(m, tiers.get(m.program_id, [])) for pk, m in memberships.items()}
+        known = {
+            (t.membership_id, t.idempotency_key): t
+            for t in PointsTransaction.objects.filter(
+                membership_id__in=ids, idempotency_key__in={e.idempotency_key for e in entries}
+            )
+        }
+        debit_ids = {e.membership_id for e in entries if e.points < 0 and e.lot_id is None}
+        lot_ids = {e.lot_id for e in entries if e.lot_id is not None}
+        if debit_ids or lot_ids:
+            lots = (
+                PointsLot.objects.select_for_update()
+                .filter(Q(membership_id__in=debit_ids, remaining__gt=0) | Q(pk__in=lot_ids))
+                .order_by(F("expires_at").asc(nulls_last=True), "pk")
+            )
+            by_membership: dict[int, list[PointsLot]] = defaultdict(list)
+            for lot in lots:
+                by_membership[lot.membership_id].append(lot)
+            for pk in debit_ids | {lot.membership_id for lots_ in by_membership.values() for lot in lots_}:
+                if pk in states:
+                    states[pk].lots = by_membership.get(pk, [])
+
+        results: list[PointsTransaction | None] = []
+        new_rows: list[PointsTransaction] = []
+        new_lots: list[tuple[PointsTransaction, datetime | None]] = []
+        touched_lots: dict[int, PointsLot] = {}
+        changed: dict[int, Membership] = {}
+        seen_keys: dict[tuple[int, str], PointsTransaction] = {}
+        for entry in entries:
+            key = (entry.membership_id, entry.idempotency_key)
+            digest = _payload_hash(entry)
+            previous = known.get(key) or seen_keys.get(key)
+            if previous is not None:
+                if previous.payload_hash != digest:
+                    raise IdempotencyConflict(
+                        f"Idempotency key {entry.idempotency_key!r} was already used for another change of points."
+                    )
+                results.append(previous)
+                continue
+            state = states[entry.membership_id]
+            membership = state.membership
+            program = membership.program
+            points = entry.points
+            if points < 0 and not program.allow_negative_balance and membership.balance + points < 0:
+                if not entry.clamp:
+                    raise InsufficientPoints(f"Balance is {membership.balance} points; {-points} needed.")
+                points = -max(membership.balance, 0)
+            if points == 0:
+                results.append(None)
+                continue
+            occurred_at = entry.occurred_at or now
+            membership.balance += points
+            if entry.kind == Kind.EARN or entry.counts_toward_tier:
+                membership.lifetime_points = max(membership.lifetime_points + points, 0)
+            expires_at = None
+            if points > 0 and program.points_expiry_days:
+                expires_at = occurred_at + timedelta(days=program.points_expiry_days)
+            row = PointsTransaction(
+                membership_id=membership.pk,
+                kind=entry.kind,
+                points=points,
+                balance_after=membership.balance,
+                idempotency_key=entry.idempotency_key,
+                payload_hash=digest,
+                reason=entry.reason[:255],
+                source_type=entry.source_type[:32],
+                source_id=str(entry.source_id)[:191],
+                occurred_at=occurred_at,
+                expires_at=expires_at,
+            )
+            new_rows.append(row)
+            seen_keys[key] = row
+            results.append(row)
+            if points > 0:
+                new_lots.append((row, expires_at))
+            else:
+                _consume(state, -points, entry.lot_id, touched_lots)
+            tier = _tier_for(state.tiers, membership.lifetime_points)
+            if (tier.pk if tier else None) != membership.tier_id:
+                membership.tier = tier
+                membership.tier_changed_at = now
+            changed[membership.pk] = membership
+
+        created = PointsTransaction.objects.bulk_create(new_rows, batch_size=2000)
+        if new_lots:
+            PointsLot.objects.bulk_create(
+                [
+                    PointsLot(
+                        membership_id=row.membership_id,
+                        earned_by_id=row.pk,
+                        remaining=row.points,
+                        expires_at=exp,
+                    )
+                    for row, exp in new_lots
+                ],
+                batch_size=2000,
+            )
+        if touched_lots:
+            PointsLot.objects.bulk_update(list(touched_lots.values()), ["remaining"], batch_size=2000)
+        if changed:
+            for membership in changed.values():
+                membership.updated_at = now
+            Membership.objects.bulk_update(
+                list(changed.values()),
+                ["balance", "lifetime_points", "tier", "tier_changed_at", "updated_at"],
+                batch_size=2000,
+            )
+        if created:
+            publish_many(
+                topic="points.changed",
+                payloads=[
+                    {
+                        "transaction_id": row.pk,
+                        "membership_id": row.membership_id,
+                        "program": states[row.membership_id].membership.program.slug,
+                        "customer": states[row.membership_id].membership.customer.external_id,
+                        "kind": row.kind,
+                        "points": row.points,
+                        "balance": row.balance_after,
+                        "occurred_at": row.occurred_at.isoformat(),
+                    }
+                    for row in created
+                ],
+            )
+    return [r for r in results if r is not None]
+
+
+def _consume(state: _State, amount: int, lot_id: int | None, touched: dict[int, PointsLot]) -> None:
+    """Take `amount` points out of the lots, oldest-expiring first (or out of one lot for expiry)."""
+    lots = state.lots or []
+    if lot_id is not None:
+        lots = [lot for lot in lots if lot.pk == lot_id]
+    for lot in lots:
+        if amount <= 0:
+            break
+        if lot.remaining <= 0:
+            continue
+        take = min(lot.remaining, amount)
+        lot.remaining -= take
+        amount -= take
+        touched[lot.pk] = lot
+
+
+# --- single-entry verbs --------------------------------------------------------------------------
+
+
+def enrol(*, customer, program: LoyaltyProgram, joined_at: datetime | None = None) -> Membership:
+    """Make a customer a member (idempotent); the entry tier is the one with threshold 0, if any."""
+    entry_tier = program.tiers.filter(threshold=0).first()
+    membership, _ = Membership.objects.get_or_create(
+        program=program,
+        customer=customer,
+        defaults={"joined_at": joined_at or timezone.now(), "tier": entry_tier},
+    )
+    return membership
+
+
+def enrol_customers(*, program: LoyaltyProgram, customer_ids: Iterable[int]) -> int:
+    """Enrol many customers at once (the demo, a CRM migration); existing members are left as they are."""
+    entry_tier = program.tiers.filter(threshold=0).first()
+    now = timezone.now()
+    rows = [
+        Membership(program=program, customer_id=cid, joined_at=now, tier=entry_tier)
+        for cid in set(customer_ids)
+    ]
+    before = Membership.objects.filter(program=program).count()
+    Membership.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
+    return Membership.objects.filter(program=program).count() - before
+
+
+def award_points(
+    *,
+    membership: Membership,
+    points: int,
+    idempotency_key: str,
+    reason: str = "",
+    source_type: str = "",
+    source_id: str = "",
+    occurred_at: datetime | None = None,
+) -> PointsTransaction:
+    if points <= 0:
+        raise LoyaltyError("Awarded points must be positive.")
+    (row,) = post_entries(
+        entries=[
+            PointsEntry(
+                membership_id=membership.pk,
+                kind=Kind.EARN,
+                points=points,
+                idempotency_key=idempotency_key,
+                reason=reason,
+                source_type=source_type,
+                source_id=source_id,
+                occurred_at=occurred_at,
+            )
+        ]
+    )
+    membership.refresh_from_db()
+    return row
+
+
+def adjust_points(
+    *, membership: Membership, points: int, idempotency_key: str, reason: str, actor=None
+) -> PointsTransaction:
+    """A correction by staff: positive or negative, never below zero unless the program allows."""
+    if points == 0:
+        raise LoyaltyError("An adjustment must change the balance.")
+    if not reason:
+        raise LoyaltyError("An adjustment needs a reason.")
+    rows = post_entries(
+        entries=[
+            PointsEntry(
+                membership_id=membership.pk,
+                kind=Kind.ADJUST,
+                points=points,
+                idempotency_key=idempotency_key,
+                reason=reason,
+                source_type="staff",
+                source_id=str(getattr(actor, "pk", "") or ""),
+            )
+        ]
+    )
+    membership.refresh_from_db()
+    return rows[0]
+
+
+def redeem_reward(*, membership: Membership, reward: Reward, idempotency_key: str) -> Redemption:
+    """Spend points on a reward; the same key again returns the same redemption."""
+    with transaction.atomic():
+        existing = PointsTransaction.objects.filter(
+            membership=membership, idempotency_key=idempotency_key
+        ).first()
+        if existing is not None:
+            redemption = Redemption.objects.filter(transaction=existing, reward=reward).first()
+            if redemption is None:
+                raise IdempotencyConflict(
+                    f"Idempotency key {idempotency_key!r} was already used for another change of points."
+                )
+            return redemption
+        if reward.program_id != membership.program_id:
+            raise RewardNotAvailable("This reward belongs to another loyalty program.")
+        if not reward.active:
+            raise RewardNotAvailable("This reward is not available any more.")
+        if reward.minimum_tier_id is not None:
+            current = membership.tier.threshold if membership.tier_id else -1
+            if current < reward.minimum_tier.threshold:
+                raise RewardNotAvailable(f"This reward needs the {reward.minimum_tier.name} tier.")
+        (row,) = post_entries(
+            entries=[
+                PointsEntry(
+                    membership_id=membership.pk,
+                    kind=Kind.REDEEM,
+                    points=-reward.cost_points,
+                    idempotency_key=idempotency_key,
+                    reason=f"Redeemed {reward.name}"[:255],
+                    source_type="reward",
+                    source_id=str(reward.pk),
+                )
+            ]
+        )
+        redemption = Redemption.objects.create(membership=membership, reward=reward, transaction=row)
+    membership.refresh_from_db()
+    return redemption
+
+
+# --- earning rules applied by the ingest ---------------------------------------------------------
+
+
+def _memberships_for(customer_ids: Iterable[int]) -> dict[int, list[Membership]]:
+    by_customer: dict[int, list[Membership]] = defaultdict(list)
+    for m in Membership.objects.filter(
+        customer_id__in=set(customer_ids), program__active=True
+    ).select_related("program", "tier"):
+        by_customer[m.customer_id].append(m)
+    return by_customer
+
+
+def order_points(*, total: Decimal, program: LoyaltyProgram, tier: Tier | None) -> int:
+    """Points for an order value: whole points, rounded toward zero, so a refund never over-claws."""
+    multiplier = tier.multiplier if tier is not None else Decimal(1)
+    raw = Decimal(total) * program.points_per_currency_unit * multiplier
+    return int(math.copysign(math.floor(abs(raw)), raw)) if raw else 0
+
+
+def apply_order_points(*, orders: Sequence) -> int:
+    """Earn points for new orders in every active program the customer belongs to.
+
+    Only orders in the program's currency earn. An order with a negative total (a return or a
+    cancellation) claws the points back, capped at the balance when negative balances are off.
+    """
+    memberships = _memberships_for(o.customer_id for o in orders)
+    entries = []
+    for order in orders:
+        for m in memberships.get(order.customer_id, []):
+            if order.currency != m.program.currency:
+                continue
+            points = order_points(total=order.total, program=m.program, tier=m.tier)
+            if points == 0:
+                continue
+            entries.append(
+                PointsEntry(
+                    membership_id=m.pk,
+                    kind=Kind.EARN if points > 0 else Kind.ADJUST,
+                    points=points,
+                    idempotency_key=f"order:{order.pk}",
+                    reason=f"Order {order.external_id}"[:255]
+                    if points > 0
+                    else f"Refund {order.external_id}"[:255],
+                    source_type="order",
+                    source_id=order.external_id,
+                    occurred_at=order.placed_at,
+                    clamp=points < 0,
+                    counts_toward_tier=True,
+                )
+            )
+    rows = post_entries(entries=entries)
+    return sum(r.points for r in rows)
+
+
+def apply_event_points(*, events: Sequence) -> int:
+    """Earn the fixed points a program gives for an event (by custom name first, then by type)."""
+    memberships = _memberships_for(e.customer_id for e in events)
+    entries = []
+    for event in events:
+        for m in memberships.get(event.customer_id, []):
+            rules = m.program.event_points or {}
+            points = rules.get(event.name) if event.name else None
+            if points is None:
+                points = rules.get(event.type)
+            if not isinstance(points, int) or isinstance(points, bool) or points <= 0:
+                continue
+            entries.append(
+                PointsEntry(
+                    membership_id=m.pk,
+                    kind=Kind.EARN,
+                    points=points,
+                    idempotency_key=f"event:{event.pk}",
+                    reason=f"{event.name or event.type} event"[:255],
+                    source_type="event",
+                    source_id=str(event.pk),
+                    occurred_at=event.occurred_at,
+                )
+            )
+    rows = post_entries(entries=entries)
+    return sum(r.points for r in rows)
+
+
+# --- scheduled work ------------------------------------------------------------------------------
+
+
+def expire_points(*, now: datetime | None = None, chunk_size: int = 5000) -> int:
+    """Expire what is left of lots past their date: one `expire` entry per lot, keyed by the lot.
+
+    Safe to run twice or concurrently: an expired lot has nothing left, and the key is unique.
+    """
+    now = now or timezone.now()
+    expired = 0
+    while True:
+        due = list(
+            PointsLot.objects.filter(remaining__gt=0, expires_at__lte=now)
+            .order_by("pk")
+            .values_list("pk", "membership_id", "remaining")[:chunk_size]
+        )
+        if not due:
+            return expired
+        entries = [
+            PointsEntry(
+                membership_id=membership_id,
+                kind=Kind.EXPIRE,
+                points=-remaining,
+                idempotency_key=f"expire:lot:{lot_id}",
+                reason="Points expired",
+                source_type="lot",
+                source_id=str(lot_id),
+                clamp=True,
+                lot_id=lot_id,
+                payload={"lot": lot_id},
+            )
+            for lot_id, membership_id, remaining in due
+        ]
+        with transaction.atomic():
+            rows = post_entries(entries=entries, now=now)
+            # A lot is done once past its date, even when a clamp left some of it unspent.
+            PointsLot.objects.filter(pk__in=[lot_id for lot_id, _, _ in due]).update(remaining=0)
+        expired += -sum(r.points for r in rows)
+        if len(due) < chunk_size:
+            return expired
+
+
+def reevaluate_tiers(*, program: LoyaltyProgram | None = None) -> int:
+    """Put every member in the tier their lifetime points reach: one UPDATE per tier band."""
+    now = timezone.now()
+    programs = [program] if program is not None else list(LoyaltyProgram.objects.filter(active=True))
+    changed = 0
+    for prog in programs:
+        tiers = list(prog.tiers.order_by("threshold"))
+        members = Membership.objects.filter(program=prog)
+        if not tiers:
+            changed += members.exclude(tier=None).update(tier=None, tier_changed_at=now)
+            continue
+        changed += (
+            members.filter(lifetime_points__lt=tiers[0].threshold)
+            .exclude(tier=None)
+            .update(tier=None, tier_changed_at=now)
+        )
+        for tier, upper in zip(tiers, [t.threshold for t in tiers[1:]] + [None], strict=True):
+            band = members.filter(lifetime_points__gte=tier.threshold)
+            if upper is not None:
+                band = band.filter(lifetime_points__lt=upper)
+            changed += band.exclude(tier=tier).update(tier=tier, tier_changed_at=now)
+    return changed
