@@ -29,7 +29,7 @@ def campaign(db):
 def test_change_page_offers_the_actions_of_its_status(staff, campaign):
     page = staff.get(f"/admin/campaigns/campaign/{campaign.pk}/change/")
     assert page.status_code == 200
-    assert f"/transition/launch/".encode() in page.content and b"/transition/resume/" not in page.content
+    assert b"/transition/launch/" in page.content and b"/transition/resume/" not in page.content
     assert staff.get("/admin/campaigns/campaign/").status_code == 200
 
 
