@@ -297,7 +297,7 @@ class Arm(models.TextChoices):
 
 
 class Send(models.Model):
-    """The ledger: one row per (run, variant, customer, channel), whatever happened to it.
+    """The ledger: one row per (run, variant, customer, channel), whatever happened to it (see Meta).
 
     `not_before` is set on every claimable row (its due time), so the claim query walks one
     partial index ordered by due time. Leases (`lease_owner`, `lease_expires_at`) let a
@@ -332,11 +332,12 @@ class Send(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["run", "variant", "customer", "channel"],
-                name="send_ledger_unique",
-                nulls_distinct=False,
-            ),
+            # The settled key is (run, variant, customer, channel). A customer has exactly one arm
+            # per run, so the constraint is on (run, customer, channel): it implies that key, is
+            # stricter (no customer in two variants of a run, even if weights changed between a
+            # crashed ledger writer and its retry) and has no NULL column (held-out rows have no
+            # variant), so it holds on SQLite as well.
+            models.UniqueConstraint(fields=["run", "customer", "channel"], name="send_ledger_unique"),
         ]
         indexes = [
             models.Index(

@@ -126,6 +126,8 @@ def test_sigkilled_sends_worker_loses_nothing_and_sends_nothing_twice(
         settings, smtp_sink, start_worker, start_beat, n=1000, kills=2, timeout=240
     )
     assert_exactly_once(campaign, counts, smtp_sink, 1000, kills)
+    ids = smtp_sink.message_ids()
+    print(f"\n1k kill loop: {kills} kills, {len(ids) - len(set(ids))} duplicates at the sink")
 
 
 @pytest.mark.slow
@@ -134,6 +136,11 @@ def test_sigkilled_sends_worker_10k(settings, smtp_sink, start_worker, start_bea
         settings, smtp_sink, start_worker, start_beat, n=10_000, kills=5, timeout=900
     )
     assert_exactly_once(campaign, counts, smtp_sink, 10_000, kills)
+    ids = smtp_sink.message_ids()
+    print(
+        f"\n10k kill loop: {kills} kills, {len(ids) - len(set(ids))} duplicates at the sink, "
+        f"{sum(Send.objects.filter(campaign=campaign).values_list('kills', flat=True))} rows re-queued"
+    )
 
 
 def test_redis_restarted_mid_send(settings, smtp_sink, start_worker, start_beat):
