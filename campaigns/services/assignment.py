@@ -1,30 +1,23 @@
 """Which arm of a campaign a customer lands in: global holdout, control group or a variant.
 
-Everything goes through `assign_arm`, so switching to `experiments.assignment` (the shared
-stable-hash bucketing) is a one-line change there. Assignment must be reproducible: a ledger
-writer that crashes and runs again has to reach the same decision for every customer, or the
-unique key (run, variant, customer, channel) would let one customer get two variants.
+Everything goes through `assign_arm`, built on `experiments.assignment` (the shared stable-hash
+bucketing, reproducible outside Python). Assignment must be reproducible: a ledger writer that
+crashes and runs again has to reach the same decision for every customer it already wrote, and an
+experiment's analysis has to be able to recompute who was in which arm.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
 
+from experiments.assignment import GLOBAL_HOLDOUT_SALT, assign_variant, assignment_point, in_global_holdout
+
 HOLDOUT = "holdout"
 CONTROL = "control"
 VARIANT = "variant"
-
-_SCALE = float(1 << 64)
-
-
-def _unit(salt: str, customer_id: int) -> float:
-    """A uniform number in [0, 1) fixed by (salt, customer): the same input, the same bucket."""
-    digest = hashlib.sha256(f"{salt}:{customer_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / _SCALE
 
 
 @dataclass(frozen=True)
@@ -42,7 +35,7 @@ class ArmDesign:
             weights=tuple(weights),
             control_percent=float(campaign.control_percent or 0),
             holdout_percent=float(getattr(settings, "CAMPAIGN_GLOBAL_HOLDOUT_PERCENT", 0) or 0),
-            holdout_salt=getattr(settings, "CAMPAIGN_GLOBAL_HOLDOUT_SALT", "global-holdout"),
+            holdout_salt=getattr(settings, "CAMPAIGN_GLOBAL_HOLDOUT_SALT", GLOBAL_HOLDOUT_SALT),
         )
 
 
@@ -50,21 +43,17 @@ def assign_arm(*, customer_id: int, design: ArmDesign) -> tuple[str, int | None]
     """(arm, index of the variant in `design.weights` or None for holdout/control).
 
     The global holdout is keyed on its own salt only, so a held-out customer is held out of
-    every campaign; the control group and the variant split use the campaign's salt with
-    different suffixes, so they are independent of each other and of other campaigns.
+    every campaign; the control group uses the campaign's salt with a suffix and the variant
+    split the campaign's salt itself, so they are independent of each other and of other
+    campaigns (experiments.assignment's stable hash).
     """
-    if design.holdout_percent > 0 and _unit(design.holdout_salt, customer_id) * 100 < design.holdout_percent:
+    if design.holdout_percent > 0 and in_global_holdout(
+        customer_id, share=design.holdout_percent / 100, salt=design.holdout_salt
+    ):
         return HOLDOUT, None
     if (
         design.control_percent > 0
-        and _unit(f"{design.salt}:control", customer_id) * 100 < design.control_percent
+        and assignment_point(f"{design.salt}:control", customer_id) * 100 < design.control_percent
     ):
         return CONTROL, None
-    total = sum(design.weights)
-    point = _unit(f"{design.salt}:variant", customer_id) * total
-    running = 0
-    for index, weight in enumerate(design.weights):
-        running += weight
-        if point < running:
-            return VARIANT, index
-    return VARIANT, len(design.weights) - 1
+    return VARIANT, assign_variant(design.salt, customer_id, design.weights)
