@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from django.db import transaction
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from campaigns import schedule
 from campaigns.models import MESSAGE_PARTS, Campaign, CampaignRun, Send, TestSend, Variant
 from campaigns.services.launch import MAX_VARIANTS
 from segments.models import Segment
+
+
+@extend_schema_field({"type": "string", "pattern": r"^\d{2}:\d{2}(:\d{2})?$", "example": "21:00:00"})
+class WallClockField(serializers.TimeField):
+    """A local wall-clock time ("21:00"), with no offset: OpenAPI's `format: time` demands one."""
 
 
 class VariantSerializer(serializers.ModelSerializer):
@@ -40,6 +46,9 @@ class CampaignSerializer(serializers.ModelSerializer):
     trigger_segment = serializers.PrimaryKeyRelatedField(
         queryset=Segment.objects.all(), required=False, allow_null=True
     )
+    local_send_time = WallClockField(required=False, allow_null=True)
+    quiet_hours_start = WallClockField(required=False, allow_null=True)
+    quiet_hours_end = WallClockField(required=False, allow_null=True)
 
     class Meta:
         model = Campaign
@@ -246,28 +255,32 @@ class RunSerializer(serializers.ModelSerializer):
         ]
 
 
+class TemplateSourceField(serializers.CharField):
+    """Template source text: a number or a list is refused, not turned into text."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_blank", True)
+        kwargs.setdefault("max_length", 200_000)
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class PreviewRequestSerializer(serializers.Serializer):
-    subject = serializers.CharField(
-        required=False, allow_blank=True, max_length=200_000, trim_whitespace=False
-    )
-    preheader = serializers.CharField(
-        required=False, allow_blank=True, max_length=200_000, trim_whitespace=False
-    )
-    html = serializers.CharField(required=False, allow_blank=True, max_length=200_000, trim_whitespace=False)
-    text = serializers.CharField(required=False, allow_blank=True, max_length=200_000, trim_whitespace=False)
-    push_title = serializers.CharField(
-        required=False, allow_blank=True, max_length=200_000, trim_whitespace=False
-    )
-    push_body = serializers.CharField(
-        required=False, allow_blank=True, max_length=200_000, trim_whitespace=False
-    )
-    push_url = serializers.CharField(
-        required=False, allow_blank=True, max_length=200_000, trim_whitespace=False
-    )
-    push_icon = serializers.CharField(
-        required=False, allow_blank=True, max_length=200_000, trim_whitespace=False
-    )
-    customer = serializers.CharField(required=False, allow_blank=True, max_length=191)
+    subject = TemplateSourceField()
+    preheader = TemplateSourceField()
+    html = TemplateSourceField()
+    text = TemplateSourceField()
+    push_title = TemplateSourceField()
+    push_body = TemplateSourceField()
+    push_url = TemplateSourceField()
+    push_icon = TemplateSourceField()
+    customer = TemplateSourceField(max_length=191, help_text="External id of the customer")
     campaign = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
 
 

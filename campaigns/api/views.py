@@ -12,7 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -234,7 +234,14 @@ class TemplatePreviewView(APIView):
         responses={200: s.PreviewResponseSerializer, 400: s.PreviewErrorsSerializer, 401: None, 403: None},
     )
     def post(self, request):
-        serializer = s.PreviewRequestSerializer(data=request.data if isinstance(request.data, dict) else None)
+        try:
+            body = request.data
+        except ParseError as exc:  # the contract's error shape for every 400, even unreadable JSON
+            return Response(
+                {"errors": [{"field": "body", "line": None, "message": str(exc.detail)}]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        serializer = s.PreviewRequestSerializer(data=body if isinstance(body, dict) else None)
         if not serializer.is_valid():
             errors = [
                 {"field": field, "line": None, "message": " ".join(str(m) for m in messages)}
