@@ -349,6 +349,11 @@ class Send(models.Model):
             models.Index(fields=["campaign", "state"], name="send_campaign_state_idx"),
             models.Index(fields=["customer", "channel", "sent_at"], name="send_customer_sent_idx"),
             models.Index(fields=["message_id"], name="send_message_id_idx", condition=~Q(message_id="")),
+            models.Index(
+                fields=["provider_message_id"],
+                name="send_provider_id_idx",
+                condition=~Q(provider_message_id=""),
+            ),
         ]
 
     def __str__(self) -> str:

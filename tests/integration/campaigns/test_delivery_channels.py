@@ -239,3 +239,32 @@ def test_a_campaign_rate_limits_its_sends(send_settings, smtp_sink):
     send_campaign_chunks(campaign_id=campaign.pk, budget_seconds=30)
     assert smtp_sink.count() == 30
     assert time.monotonic() - started >= 0.45  # 30 at 20/s with a 20-message burst: at least half a second
+
+
+def test_esp_bounces_and_complaints_arrive_through_anymail_tracking(send_settings, settings):
+    """An ESP's webhook, normalised by anymail, suppresses the address -- once per event id."""
+    from anymail.signals import AnymailTrackingEvent, tracking
+
+    from campaigns.models import TrackingEvent
+    from customers.selectors import is_suppressed
+
+    settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
+    customers = scenario.make_customers(3)
+    campaign = launch_campaign(campaign=scenario.make_campaign(scenario.make_segment(customers)))
+    write_run_ledger(run_id=campaign.runs.get().pk)
+    send_campaign_chunks(campaign_id=campaign.pk, budget_seconds=30)
+    bounced, complained = Send.objects.filter(campaign=campaign).select_related("customer").order_by("id")[:2]
+
+    def emit(event_id, event_type, **fields):
+        event = AnymailTrackingEvent(
+            event_type=event_type, event_id=event_id, recipient="x@example.com", **fields
+        )
+        tracking.send(sender=object, event=event, esp_name="Postmark")
+
+    emit("pm-1", "bounced", metadata={"send_id": str(bounced.pk)}, reject_reason="bounced", description="550")
+    emit("pm-1", "bounced", metadata={"send_id": str(bounced.pk)}, reject_reason="bounced")  # replayed
+    emit("pm-2", "complained", message_id=complained.provider_message_id)
+    emit("pm-3", "opened", metadata={"send_id": str(bounced.pk)})  # not ours to act on
+    assert is_suppressed(address=bounced.customer.email) and is_suppressed(address=complained.customer.email)
+    assert TrackingEvent.objects.filter(kind="bounce").count() == 1
+    assert TrackingEvent.objects.get(kind="complaint").send == complained
