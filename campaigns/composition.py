@@ -187,6 +187,7 @@ class Composer:
             tracking=tracking,
             reply_to=self.reply_to,
             headers=self.extra_headers,
+            require_https=settings.TRACKING_REQUIRE_HTTPS,
         )
         message = PrebuiltEmail(
             raw=built.raw,

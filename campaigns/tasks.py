@@ -64,3 +64,22 @@ def attribute_orders() -> int:
     from campaigns.tracking.conversions import attribute_new_orders
 
     return attribute_new_orders()
+
+
+@shared_task(name="campaigns.on_events_ingested", soft_time_limit=120, time_limit=150, **_TASK_OPTIONS)
+def on_events_ingested(event_ids: list[int]) -> int:
+    """Right after ingest: start the runs these events trigger (the minute scan is the safety net)."""
+    from campaigns.services.triggers import fire_event_triggers
+
+    started = fire_event_triggers(event_ids=event_ids)
+    if started:
+        launch.write_trigger_ledgers()
+    return started
+
+
+@shared_task(name="campaigns.on_orders_ingested", soft_time_limit=120, time_limit=150, **_TASK_OPTIONS)
+def on_orders_ingested(order_ids: list[int]) -> int:
+    """Right after ingest: attribute these orders (the periodic scan is the safety net)."""
+    from campaigns.tracking.conversions import attribute_orders
+
+    return attribute_orders(order_ids=order_ids)

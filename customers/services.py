@@ -21,7 +21,7 @@ from django.utils import timezone
 from core.bulk import BulkResult
 from core.hashing import email_digest, payload_digest
 from core.rows import RowError, validate_rows
-from customers import schemas
+from customers import schemas, signals
 from customers.models import (
     Channel,
     ConsentAction,
@@ -620,6 +620,8 @@ def ingest_events(*, rows: Sequence[Any], partial: bool = False) -> BulkResult:
             from loyalty.services import apply_event_points
 
             result.extra["points_awarded"] = apply_event_points(events=created)
+            event_ids = [event.pk for event in created]
+            transaction.on_commit(lambda: signals.events_ingested.send(sender=Event, event_ids=event_ids))
     result.created = len(created)
     result.unchanged = replays + duplicates_in_call
     return result
@@ -720,6 +722,8 @@ def ingest_orders(*, rows: Sequence[Any], partial: bool = False) -> BulkResult:
             from loyalty.services import apply_order_points
 
             result.extra["points_awarded"] = apply_order_points(orders=created)
+            order_ids = [order.pk for order in created]
+            transaction.on_commit(lambda: signals.orders_ingested.send(sender=Order, order_ids=order_ids))
     result.created = len(created)
     result.unchanged = replays
     return result

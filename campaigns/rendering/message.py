@@ -290,10 +290,17 @@ def build_email(
     reply_to: Mailbox | None = None,
     date: dt.datetime | None = None,
     headers: Mapping[str, str] | None = None,
+    require_https: bool = True,
 ) -> BuiltEmail:
     """The MIME message for one ledger row. Raises ``ValueError`` for bad addresses or headers
-    (the caller's data) and ``TemplateError`` if the HTML cannot be prepared."""
-    if not unsubscribe_url.startswith("https://"):
+    (the caller's data) and ``TemplateError`` if the HTML cannot be prepared.
+
+    ``require_https=False`` is for development sites served over plain http: the http
+    unsubscribe URL is accepted and ``List-Unsubscribe-Post`` is left out, because RFC 8058
+    one-click unsubscribe is defined for https URLs only.
+    """
+    one_click = unsubscribe_url.startswith("https://")
+    if not one_click and (require_https or not unsubscribe_url.startswith("http://")):
         raise ValueError("RFC 8058 one-click unsubscribe needs an https URL")
     tracking = tracking or Tracking()
     links = LinkTracker(
@@ -323,7 +330,8 @@ def build_email(
     values_set["Date"] = format_datetime(date or dt.datetime.now(dt.UTC))
     values_set["Message-ID"] = identifier
     values_set["List-Unsubscribe"] = list_unsubscribe(unsubscribe_url, unsubscribe_mailto)
-    values_set["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    if one_click:
+        values_set["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     for name, value in (headers or {}).items():
         if not _HEADER_NAME.match(name) or name.lower() in _RESERVED or len(name) > 76:
             raise ValueError(f"{name!r} cannot be set as an extra header")

@@ -75,7 +75,11 @@ def launch_problems(campaign: Campaign) -> dict[str, list[str]]:
                 add("variants", f"Variant {variant.name}: write an HTML or a text body.")
         elif not (variant.push_title.strip() and variant.push_body.strip()):
             add("variants", f"Variant {variant.name}: a push needs a title and a body.")
-    if campaign.channel == Channel.EMAIL and not settings.SITE_URL.startswith("https://"):
+    if (
+        campaign.channel == Channel.EMAIL
+        and settings.TRACKING_REQUIRE_HTTPS
+        and not settings.SITE_URL.startswith("https://")
+    ):
         add(
             "channel",
             "Email needs SITE_URL to be an https address: one-click unsubscribe links (RFC 8058) must be https.",

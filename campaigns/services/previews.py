@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
@@ -106,6 +107,7 @@ def preview(
             message_id_domain=composer.domain,
             unsubscribe_url=context["links"]["unsubscribe_url"],
             tracking=Tracking(utm=composer.utm),
+            require_https=settings.TRACKING_REQUIRE_HTTPS,
         )
         result = {"subject": built.subject, "html": built.html, "text": built.text}
         if rendered.preheader:

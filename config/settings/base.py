@@ -22,6 +22,9 @@ SECRET_KEY = env("SECRET_KEY", default="insecure-development-key-change-me-01234
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 SITE_URL = env("SITE_URL", default="http://localhost:8000").rstrip("/")
+# Email needs https tracking and unsubscribe links (RFC 8058 one-click). Only the embedded
+# development default turns this off, for a site served on http://localhost.
+TRACKING_REQUIRE_HTTPS = env.bool("TRACKING_REQUIRE_HTTPS", default=True)
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SITE_URL])
 
 INSTALLED_APPS = [

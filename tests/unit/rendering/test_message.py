@@ -116,6 +116,15 @@ def test_headers_and_rfc_8058_unsubscribe() -> None:
         built(unsubscribe_url="http://news.example.com/u/tok123")
 
 
+def test_development_sites_on_http_get_a_plain_list_unsubscribe_without_one_click() -> None:
+    insecure = "http://localhost:8000/t/u/tok123/"
+    message = parse(built(unsubscribe_url=insecure, require_https=False).raw)
+    assert f"<{insecure}>" in message["List-Unsubscribe"]
+    assert message["List-Unsubscribe-Post"] is None  # RFC 8058 one-click is for https only
+    with pytest.raises(ValueError, match="https"):
+        built(unsubscribe_url="javascript:alert(1)", require_https=False)
+
+
 def test_non_ascii_names_subjects_and_domains_are_encoded() -> None:
     subject = "Ton récap ✨ — עברית"
     result = built(
