@@ -25,6 +25,8 @@ SITE_URL = env("SITE_URL", default="http://localhost:8000").rstrip("/")
 # Email needs https tracking and unsubscribe links (RFC 8058 one-click). Only the embedded
 # development default turns this off, for a site served on http://localhost.
 TRACKING_REQUIRE_HTTPS = env.bool("TRACKING_REQUIRE_HTTPS", default=True)
+# /metrics: a bearer token for Prometheus; empty = only loopback and private addresses may scrape.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SITE_URL])
 
 INSTALLED_APPS = [
