@@ -405,9 +405,13 @@ def _upsert_customers_postgresql(group: list[dict], present: tuple[str, ...]) ->
                 touched.update({external_id: (pk, True) for pk, external_id in cursor.fetchall()})
         except IntegrityError:
             touched = {}
+        if len(touched) == len(group):  # all new (external ids are unique within a group)
+            cursor.execute("DROP TABLE customer_upsert_rows")
+            return touched
         if touched:
+            # A hashed semi-join: `= ANY(array)` would compare every row with every inserted id.
             cursor.execute(
-                "DELETE FROM customer_upsert_rows WHERE external_id = ANY(%s)",  # noqa: S608
+                "DELETE FROM customer_upsert_rows WHERE external_id IN (SELECT unnest(%s::text[]))",
                 [list(touched)],
             )
         cursor.execute(
