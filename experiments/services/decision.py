@@ -224,7 +224,9 @@ def decide_experiment(*, experiment_id: int, now: datetime | None = None, force:
                 "updated_at",
             ]
         )
-        released = release_rollout(campaign_id=campaign.pk, variant_id=winner_id, now=min(now, timezone.now()))
+        released = release_rollout(
+            campaign_id=campaign.pk, variant_id=winner_id, now=min(now, timezone.now())
+        )
         logger.info(
             "experiment %s: winner variant %s (switched=%s), %s rows released",
             experiment.pk,
