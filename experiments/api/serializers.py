@@ -71,6 +71,8 @@ class ExperimentSerializer(serializers.ModelSerializer):
     def validate_campaign(self, campaign: Campaign) -> Campaign:
         if self.instance is not None and campaign.pk != self.instance.campaign_id:
             raise serializers.ValidationError("An experiment stays with its campaign.")
+        if self.instance is None and Experiment.objects.filter(campaign=campaign).exists():
+            raise serializers.ValidationError("This campaign already has an experiment; change that one.")
         return campaign
 
     def validate(self, attrs):

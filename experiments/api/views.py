@@ -6,10 +6,12 @@ a decision that is not possible now to 409.
 
 from __future__ import annotations
 
+from django.db import IntegrityError, transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -53,7 +55,11 @@ class ExperimentViewSet(viewsets.ModelViewSet):
     queryset = Experiment.objects.select_related("campaign", "winner", "default_variant")
 
     def perform_create(self, serializer):
-        experiment = serializer.save()
+        try:
+            with transaction.atomic():
+                experiment = serializer.save()
+        except IntegrityError:  # a concurrent create for the same campaign won
+            raise ValidationError({"campaign": ["This campaign already has an experiment."]}) from None
         audit_request(self.request, action="experiment.created", target=experiment)
 
     def perform_update(self, serializer):
