@@ -6,7 +6,6 @@ and beat, where nothing but the database and the tasks move the campaign along.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from datetime import timedelta
 
@@ -20,7 +19,6 @@ from experiments.models import Experiment, ExperimentState, Mode
 from experiments.services.decision import decide_due, decide_experiment
 from experiments.services.results import experiment_results
 from tests.integration.campaigns import scenario
-from tests.integration.campaigns.conftest import worker_env
 from tests.integration.experiments.conftest import engage
 
 # Subjects end with " (B)" for variant B; variant A's subject has no suffix.
