@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Min, OuterRef, Q, Subquery
+from django.db.models import F, Min, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
 from campaigns.models import Arm, Campaign, Send, SendState, TrackingEvent, TrackingKind, Variant
@@ -119,11 +119,16 @@ def _first(kind: str, *, machine: bool | None = False):
     return Subquery(events.order_by().values("send").annotate(at=Min("occurred_at")).values("at")[:1])
 
 
-def timelines(*, sends, window: timedelta, arm_key) -> list[Timeline]:
-    """One timeline per ledger row of `sends` (a Send queryset); `arm_key(row) -> str | None` groups them."""
+def timelines(*, sends, window: timedelta, arm_key, from_assignment: bool = False) -> list[Timeline]:
+    """One timeline per ledger row of `sends` (a Send queryset); `arm_key(row) -> str | None` groups them.
+
+    The window starts when the message went out, or (`from_assignment`) at the run's time for
+    everyone alike, which is what a comparison with customers who were sent nothing needs.
+    """
+    start = F("run__scheduled_for") if from_assignment else Coalesce("sent_at", "run__scheduled_for")
     rows = (
         sends.annotate(
-            start=Coalesce("sent_at", "run__scheduled_for"),
+            start=start,
             first_open=_first(TrackingKind.OPEN),
             first_machine_open=_first(TrackingKind.OPEN, machine=True),
             first_click=_first(TrackingKind.CLICK),
@@ -202,7 +207,8 @@ def control_timelines(*, campaign: Campaign) -> list[Timeline]:
     """Everyone eligible, treated (any variant, roll-out included) or in the control group.
 
     Customers refused for consent or address were never going to get the message, whichever arm
-    they drew, and are left out of both sides alike.
+    they drew, and are left out of both sides alike. Windows start at the run's time for both
+    sides (the control group has no send time), so both sides are measured over the same days.
     """
     sends = Send.objects.filter(campaign=campaign, arm__in=[Arm.VARIANT, Arm.ROLLOUT, Arm.CONTROL]).exclude(
         Q(state=SendState.SUPPRESSED) | Q(state=SendState.CAPPED)
@@ -211,6 +217,7 @@ def control_timelines(*, campaign: Campaign) -> list[Timeline]:
         sends=sends,
         window=timedelta(hours=campaign.conversion_window_hours),
         arm_key=lambda variant_id, arm: CONTROL_KEY if arm == Arm.CONTROL else "treated",
+        from_assignment=True,
     )
 
 

@@ -237,30 +237,19 @@ def control_report(experiment: Experiment) -> dict | None:
         ),
     ]
     arms = selectors.totals(items, arms, window=window)
-    analysis = analyze(
-        arms,
-        metric=experiment.metric,
-        method="frequentist",
-        alpha=float(experiment.alpha),
-        correction="none",
-        relative=experiment.relative,
-    )
+    common = {
+        "metric": experiment.metric,
+        "method": "frequentist",
+        "alpha": float(experiment.alpha),
+        "correction": "none",
+        "weights": [a.weight for a in arms],
+    }
+    absolute = analyze(arms, relative=False, **common)
+    relative = analyze(arms, relative=True, **common)
+    analysis = relative if experiment.relative else absolute
     return {
         "arms": [a.as_dict() for a in arms],
-        "comparison": _comparisons(
-            *[
-                analyze(
-                    arms,
-                    metric=experiment.metric,
-                    method="frequentist",
-                    alpha=float(experiment.alpha),
-                    correction="none",
-                    relative=rel,
-                )
-                for rel in (False, True)
-            ],
-            experiment.relative,
-        )[0]
+        "comparison": _comparisons(absolute, relative, experiment.relative)[0]
         if analysis is not None
         else None,
         "verdict": overall_verdict(analysis, final=False, label=metric_label(experiment.metric)),
