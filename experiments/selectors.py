@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import numpy as np
 from django.db.models import F, Min, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
@@ -235,3 +236,74 @@ def totals(
         if arm is not None:
             arm.add(timeline, until, window)
     return [fresh[a.key] for a in arms]
+
+
+def totals_over_time(
+    items: Sequence[Timeline],
+    arms: Sequence[ArmTotals],
+    *,
+    window: timedelta,
+    moments: Sequence[datetime],
+) -> list[list[ArmTotals]]:
+    """`totals` at each of `moments` (same counting rules), vectorised: one pass per moment in numpy."""
+    index = {a.key: i for i, a in enumerate(arms)}
+    chosen = [t for t in items if t.arm_key in index]
+    k, size = len(arms), len(chosen)
+
+    def stamp(moment: datetime | None) -> float:
+        return moment.timestamp() if moment is not None else np.inf
+
+    arm_of = np.fromiter((index[t.arm_key] for t in chosen), dtype=np.int64, count=size)
+    start = np.fromiter((t.start.timestamp() for t in chosen), dtype=float, count=size)
+    events = {
+        name: np.fromiter((stamp(getattr(t, name)) for t in chosen), dtype=float, count=size)
+        for name in ("first_open", "first_machine_open", "first_click", "unsubscribed", "complained")
+    }
+    owners, placed, amounts = [], [], []
+    for position, t in enumerate(chosen):
+        end = t.start + window
+        for placed_at, total in t.orders:
+            if t.start <= placed_at < end:
+                owners.append(position)
+                placed.append(placed_at.timestamp())
+                amounts.append(total)
+    owners_a = np.asarray(owners, dtype=np.int64)
+    placed_a = np.asarray(placed, dtype=float)
+    amounts_a = np.asarray(amounts, dtype=float)
+
+    def per_arm(mask, weights=None) -> np.ndarray:
+        return np.bincount(arm_of[mask], weights=None if weights is None else weights[mask], minlength=k)
+
+    out = []
+    for moment in moments:
+        at = moment.timestamp()
+        present = start <= at
+        done = placed_a <= at
+        value = np.bincount(owners_a[done], weights=amounts_a[done], minlength=size)
+        bought = (np.bincount(owners_a[done], minlength=size) > 0).astype(float)
+        n = per_arm(present)
+        counted = {name: per_arm(present & (when <= at)) for name, when in events.items()}
+        revenue = per_arm(present, value)
+        squares = per_arm(present, value * value)
+        conversions = per_arm(present, bought)
+        row = []
+        for i, a in enumerate(arms):
+            row.append(
+                ArmTotals(
+                    key=a.key,
+                    name=a.name,
+                    variant_id=a.variant_id,
+                    weight=a.weight,
+                    n=int(n[i]),
+                    opens_human=int(counted["first_open"][i]),
+                    opens_machine=int(counted["first_machine_open"][i]),
+                    clicks=int(counted["first_click"][i]),
+                    unsubscribes=int(counted["unsubscribed"][i]),
+                    complaints=int(counted["complained"][i]),
+                    conversions=int(round(conversions[i])),
+                    revenue=float(revenue[i]),
+                    revenue_squares=float(squares[i]),
+                )
+            )
+        out.append(row)
+    return out

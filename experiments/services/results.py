@@ -187,8 +187,9 @@ def series(
         if moments[-1] != last:
             moments.append(last)
     points = []
-    for moment in moments:
-        at = selectors.totals(items, arms, window=window, until=moment)
+    for moment, at in zip(
+        moments, selectors.totals_over_time(items, arms, window=window, moments=moments), strict=True
+    ):
         analysis = analyze(
             at,
             metric=experiment.metric,

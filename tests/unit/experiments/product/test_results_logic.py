@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from experiments.selectors import ArmTotals, Timeline, totals
 from experiments.services.chart import effect_chart
 from experiments.services.results import analyze, decisive, overall_verdict
@@ -119,3 +121,61 @@ def test_chart_draws_bands_and_lines_and_escapes_names():
     assert 'aria-label="click &lt;rate&gt;"' in svg
     empty = effect_chart([], percent=True)
     assert "Not enough data" in empty
+
+
+def test_vectorised_series_totals_equal_the_plain_totals_at_every_moment():
+    import random
+
+    from experiments.selectors import totals_over_time
+
+    rng = random.Random(4)
+
+    def maybe(hours):
+        return T0 + timedelta(hours=rng.uniform(0, hours)) if rng.random() < 0.4 else None
+
+    items = []
+    for i in range(300):
+        start = T0 + timedelta(hours=rng.uniform(0, 72))
+        items.append(
+            Timeline(
+                send_id=i,
+                customer_id=i,
+                arm_key=rng.choice(["a", "b", "other"]),
+                start=start,
+                sent=True,
+                first_open=maybe(120),
+                first_machine_open=maybe(120),
+                first_click=maybe(120),
+                unsubscribed=maybe(120),
+                complained=maybe(120),
+                orders=[
+                    (start + timedelta(hours=rng.uniform(-10, 60)), round(rng.uniform(-5, 50), 2))
+                    for _ in range(rng.randint(0, 3))
+                ],
+            )
+        )
+    moments = [T0 + timedelta(hours=h) for h in (0, 13, 24, 50, 80, 200)]
+    vectorised = totals_over_time(items, arms(), window=WINDOW, moments=moments)
+    for moment, row in zip(moments, vectorised, strict=True):
+        plain = totals(items, arms(), window=WINDOW, until=moment)
+        for a, b in zip(plain, row, strict=True):
+            assert (
+                a.n,
+                a.opens_human,
+                a.opens_machine,
+                a.clicks,
+                a.unsubscribes,
+                a.complaints,
+                a.conversions,
+            ) == (
+                b.n,
+                b.opens_human,
+                b.opens_machine,
+                b.clicks,
+                b.unsubscribes,
+                b.complaints,
+                b.conversions,
+            )
+            assert a.revenue == pytest.approx(b.revenue) and a.revenue_squares == pytest.approx(
+                b.revenue_squares
+            )
