@@ -161,3 +161,68 @@ def test_admin_campaign_page_creates_the_experiment_inline(client, admin_user):
     assert page.status_code == 200
     assert 'name="experiment-TOTAL_FORMS"' in page.content.decode()
     assert Experiment.objects.count() == 0
+
+
+def _form_data(response) -> dict:
+    """What the browser would post back: every field of the admin form and its inlines as rendered."""
+    data = {}
+
+    def add(form):
+        for bound in form:
+            value = bound.value()
+            if value is None or value is False:
+                continue
+            if isinstance(value, list | tuple):
+                data[bound.html_name] = [str(v) for v in value]
+            elif value is True:
+                data[bound.html_name] = "on"
+            else:
+                data[bound.html_name] = str(value)
+
+    add(response.context["adminform"].form)
+    for inline in response.context["inline_admin_formsets"]:
+        formset = inline.formset
+        add(formset.management_form)
+        for form in formset.forms:
+            add(form)
+    return data
+
+
+def test_the_experiment_is_designed_on_the_campaign_page_and_checked(client, admin_user):
+    client.force_login(admin_user)
+    draft = scenario.make_campaign(None, variants=2)
+    url = f"/admin/campaigns/campaign/{draft.pk}/change/"
+    data = _form_data(client.get(url))
+    b = draft.variants.get(name="B")
+    data.update(
+        {
+            "experiment-TOTAL_FORMS": "1",
+            "experiment-0-metric": "conversion_rate",
+            "experiment-0-method": "bayesian",
+            "experiment-0-correction": "holm",
+            "experiment-0-alpha": "0.05",
+            "experiment-0-planned_sample_size": "5000",
+            "experiment-0-mode": "test_then_send",
+            "experiment-0-sample_percent": "20",
+            "experiment-0-wait_minutes": "120",
+            "experiment-0-min_sample_per_arm": "100",
+            "experiment-0-decision_rule": "chance_to_win",
+            "experiment-0-chance_threshold": "0.95",
+            "experiment-0-bandit_floor": "0.05",
+            "experiment-0-default_variant": str(b.pk),
+            "experiment-0-campaign": str(draft.pk),
+        }
+    )
+    refused = client.post(url, data)
+    assert refused.status_code == 200  # the form again, with the reason
+    assert "the Bayesian method has none" in refused.content.decode()
+    assert not Experiment.objects.exists()
+    data["experiment-0-correction"] = "none"
+    saved = client.post(url, data)
+    assert saved.status_code == 302, saved.context and saved.context.get("errors")
+    experiment = Experiment.objects.get(campaign=draft)
+    assert (experiment.mode, experiment.method, experiment.default_variant_id) == (
+        "test_then_send",
+        "bayesian",
+        b.pk,
+    )
