@@ -15,8 +15,8 @@ a retried task decide once; the roll-out rows are released in the same transacti
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
