@@ -79,7 +79,7 @@ class ArmTotals:
         for placed_at, total in timeline.orders:
             if timeline.start <= placed_at < end and (until is None or placed_at <= until):
                 value += total
-                bought = True
+                bought = bought or total > 0  # a refund is not a conversion
         self.conversions += bought
         self.revenue += value
         self.revenue_squares += value * value
@@ -278,7 +278,8 @@ def totals_over_time(
         present = start <= at
         done = placed_a <= at
         value = np.bincount(owners_a[done], weights=amounts_a[done], minlength=size)
-        bought = (np.bincount(owners_a[done], minlength=size) > 0).astype(float)
+        purchases = done & (amounts_a > 0)  # a refund is not a conversion
+        bought = (np.bincount(owners_a[purchases], minlength=size) > 0).astype(float)
         n = per_arm(present)
         counted = {name: per_arm(present & (when <= at)) for name, when in events.items()}
         revenue = per_arm(present, value)

@@ -321,6 +321,15 @@ def experiment_results(
             "winner_id": experiment.winner_id,
             "reason": experiment.decision_reason,
             "decided_at": experiment.decided_at.isoformat() if experiment.decided_at else None,
+            "sample_completed_at": experiment.sample_completed_at.isoformat()
+            if experiment.sample_completed_at
+            else None,
+            # When beat's decider will choose (test-then-send, once the sample is out).
+            "due_at": (
+                experiment.sample_completed_at + timedelta(minutes=experiment.wait_minutes)
+            ).isoformat()
+            if experiment.sample_completed_at and experiment.state == "sampling"
+            else None,
         },
         "allocation": experiment.allocation or None,
     }
