@@ -35,6 +35,8 @@ def test_results_api_has_verdict_srm_comparisons_and_series(api, clear_winner):
     assert body["srm"]["mismatch"] is False and body["srm"]["warning"] is None
     comparison = body["comparisons"][0]
     assert comparison["direction"] == 1
+    assert comparison["chance_to_win"] > 0.99 and comparison["expected_loss"] < 0.001
+    assert comparison["p_value"] < 0.05  # the sequential method's always-valid p-value
     low, high = comparison["relative_ci"]
     assert 0 < low < comparison["relative_effect"] < high
     assert body["verdict"].startswith("Variant B raised click rate by ")
@@ -51,7 +53,8 @@ def test_results_api_has_verdict_srm_comparisons_and_series(api, clear_winner):
     }
 
 
-def test_a_broken_split_raises_the_srm_warning(api, clear_winner):
+def test_a_broken_split_raises_the_srm_warning(api, clear_winner, client, admin_user):
+    client.force_login(admin_user)
     # Lose 40 % of B's recipients, as a broken redirect or tracking bug would.
     lost = list(
         Send.objects.filter(campaign=clear_winner.campaign, variant__name="B").values_list("pk", flat=True)
@@ -60,6 +63,10 @@ def test_a_broken_split_raises_the_srm_warning(api, clear_winner):
     body = api.get(f"/api/v1/experiments/{clear_winner.pk}/results/?series=false").json()
     assert body["srm"]["mismatch"] is True
     assert body["verdict"].startswith("WARNING - SAMPLE RATIO MISMATCH")
+    page = client.get(f"/admin/experiments/experiment/{clear_winner.pk}/results/").content.decode()
+    banner = page.split('id="srm-banner"')[0].rsplit("<div", 1)[1]
+    assert 'class="errornote"' in banner and 'role="alert"' in banner
+    assert "SAMPLE RATIO MISMATCH" in page.split('id="srm-banner"')[1].split("</div>")[0]
     assert body["series"] is None
 
 
