@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "webhooks",
     "recommender",
     "segments",
+    "segments.features",
     "campaigns",
     "experiments",
 ]
@@ -152,6 +153,8 @@ CELERY_BEAT_SCHEDULE = {
     "campaigns.dispatch_due": {"task": "campaigns.dispatch_due", "schedule": timedelta(minutes=1)},
     "campaigns.process_triggers": {"task": "campaigns.process_triggers", "schedule": timedelta(minutes=1)},
     "campaigns.attribute_orders": {"task": "campaigns.attribute_orders", "schedule": timedelta(minutes=5)},
+    # Customer analytics: features + RFM, clusters, churn and CLV, chained, every night.
+    "segments.analytics_pipeline": {"task": "segments.analytics_pipeline", "schedule": crontab(minute=30, hour=1)},
 }
 
 # --- Email -------------------------------------------------------------------------------------
