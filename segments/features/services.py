@@ -89,10 +89,23 @@ def _open_run(kind: str, as_of: datetime) -> AnalyticsRun:
     return AnalyticsRun.objects.create(kind=kind, as_of=as_of, started_at=timezone.now())
 
 
+def _json_safe(value):
+    """JSON has no infinity or NaN (PostgreSQL refuses them): such a figure is stored as null."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def _close_run(run: AnalyticsRun, *, state: str, customers: int = 0, summary=None, error: str = "") -> None:
     run.state = state
     run.customers = customers
-    run.summary = summary or {}
+    run.summary = _json_safe(summary or {})
     run.error = error
     run.finished_at = timezone.now()
     run.save(update_fields=["state", "customers", "summary", "error", "finished_at"])

@@ -13,7 +13,7 @@ from celery import chain, shared_task
 
 from segments.features import services
 
-_TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True, "queue": "segments"}
+_TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
 
 
 def _parse(as_of: str | None) -> datetime | None:
