@@ -33,6 +33,9 @@ class AnalyticsRun(models.Model):
 
     class Meta:
         ordering = ["-started_at", "-id"]
+        verbose_name = "customer analytics run"
+        # The admin lists this model as the "Customer analytics" page (the dashboard).
+        verbose_name_plural = "customer analytics"
         indexes = [models.Index(fields=["kind", "state", "-started_at"], name="analytics_run_latest_idx")]
 
     def __str__(self) -> str:
