@@ -30,9 +30,10 @@ def test_features_of_hand_built_orders_with_returns_refunds_and_cancellations():
     make_order(customer=alice, lines=[(cheap, 3), (cheap, -1)], placed_at=NOW - timedelta(days=10))  # 20
     make_order(customer=alice, lines=[(dear, 1)], placed_at=NOW - timedelta(days=3, hours=20))  # 25
     make_order(customer=alice, lines=[(dear, -1)], placed_at=NOW - timedelta(days=2))  # refund -25
-    # Bob: one purchase, one cancelled order (never happened) and one after the as-of date.
+    # Bob: one purchase, a cancelled and a wholly returned order, and one after the as-of date.
     make_order(customer=bob, lines=[(cheap, 4)], placed_at=NOW - timedelta(days=100))  # 40
     make_order(customer=bob, lines=[(dear, 4)], placed_at=NOW - timedelta(days=50), status="cancelled")
+    make_order(customer=bob, lines=[(dear, 2)], placed_at=NOW - timedelta(days=30), status="returned")
     make_order(customer=bob, lines=[(dear, 1)], placed_at=NOW + timedelta(days=1))
     # Carol: only a refund (bought before the shop used Reachly). Dave: nothing.
     make_order(customer=carol, lines=[(cheap, -2)], placed_at=NOW - timedelta(days=5))
