@@ -66,7 +66,9 @@ def main() -> None:
     best = min(first_baseline, second_baseline)
     result = {
         "benchmark": "segments_rfm",
-        "customers": Customer.all_objects.count() if hasattr(Customer, "all_objects") else Customer.objects.count(),
+        "customers": Customer.all_objects.count()
+        if hasattr(Customer, "all_objects")
+        else Customer.objects.count(),
         "orders": Order.objects.count(),
         "as_of": as_of.isoformat(),
         "feature_rows_before": existing,
@@ -74,6 +76,7 @@ def main() -> None:
         "hand_written_query_seconds": [round(first_baseline, 3), round(second_baseline, 3)],
         "features_seconds": round(features.seconds, 3),
         "customers_written": run.customers,
+        "features_phase_seconds": {k: round(v, 3) for k, v in run.summary.get("phase_seconds", {}).items()},
         "ratio_to_hand_written": round(features.seconds / best, 3),
         "target_ratio": 1.5,
     }
@@ -94,7 +97,9 @@ def main() -> None:
             "bgnbd": clv_run.summary.get("bgnbd"),
             "error": clv_run.error,
         }
-    result.update({"peak_memory_mb": peak_memory_mb(), "machine": machine_info(), "database": database_info()})
+    result.update(
+        {"peak_memory_mb": peak_memory_mb(), "machine": machine_info(), "database": database_info()}
+    )
     emit(result, name="segments_rfm")
 
 
