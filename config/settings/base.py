@@ -154,7 +154,10 @@ CELERY_BEAT_SCHEDULE = {
     "campaigns.process_triggers": {"task": "campaigns.process_triggers", "schedule": timedelta(minutes=1)},
     "campaigns.attribute_orders": {"task": "campaigns.attribute_orders", "schedule": timedelta(minutes=5)},
     # Customer analytics: features + RFM, clusters, churn and CLV, chained, every night.
-    "segments.analytics_pipeline": {"task": "segments.analytics_pipeline", "schedule": crontab(minute=30, hour=1)},
+    "segments.analytics_pipeline": {
+        "task": "segments.analytics_pipeline",
+        "schedule": crontab(minute=30, hour=1),
+    },
 }
 
 # --- Email -------------------------------------------------------------------------------------
