@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "webhooks",
     "recommender",
     "segments",
+    "segments.features",
     "campaigns",
     "experiments",
 ]
@@ -163,6 +164,11 @@ CELERY_BEAT_SCHEDULE = {
     "campaigns.attribute_orders": {"task": "campaigns.attribute_orders", "schedule": timedelta(minutes=5)},
     # Experiments: test-then-send winners whose window has passed.
     "experiments.decide_due": {"task": "experiments.decide_due", "schedule": timedelta(minutes=1)},
+    # Customer analytics: features + RFM, clusters, churn and CLV, chained, every night.
+    "segments.analytics_pipeline": {
+        "task": "segments.analytics_pipeline",
+        "schedule": crontab(minute=30, hour=1),
+    },
 }
 
 # --- Email -------------------------------------------------------------------------------------
