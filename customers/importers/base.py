@@ -98,7 +98,9 @@ def read_csv(stream: IO[str] | IO[bytes]) -> Iterator[tuple[int, dict[str, str]]
                     reader.line_num, f"{len(row[None])} more cell(s) than the header has columns."
                 )
             if any(_UNDECODABLE.search(v) for v in row.values() if v):
-                raise FileFormatError(reader.line_num, "Not UTF-8 text: this line has bytes that are not UTF-8.")
+                raise FileFormatError(
+                    reader.line_num, "Not UTF-8 text: this line has bytes that are not UTF-8."
+                )
             yield reader.line_num, {(k or "").strip(): (v or "").strip() for k, v in row.items()}
     except UnicodeDecodeError as error:
         raise FileFormatError(reader.line_num + 1, f"Not UTF-8 text ({error.reason}).") from None

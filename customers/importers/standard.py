@@ -39,7 +39,9 @@ LINE_COLUMNS = ("sku", "quantity", "unit_price", "kind")
 
 def _unknown_columns(header: dict[str, str], known: set[str], line: int) -> list[LineError]:
     return [
-        LineError(line, name, "Unknown column.") if name else LineError(line, "header", "A column has no name.")
+        LineError(line, name, "Unknown column.")
+        if name
+        else LineError(line, "header", "A column has no name.")
         for name in header
         if name not in known and not name.startswith("attr_")
     ]

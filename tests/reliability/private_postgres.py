@@ -60,7 +60,18 @@ class PrivatePostgres:
 
     def init(self) -> PrivatePostgres:
         subprocess.run(
-            [str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"],
+            [
+                str(self.bin / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
             check=True,
             capture_output=True,
             preexec_fn=self._as_owner(),  # noqa: PLW1509 - demote to the cluster owner before exec
@@ -136,8 +147,22 @@ class PrivatePostgres:
 
     def psql(self, database: str, sql: str) -> str:
         result = subprocess.run(
-            [str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database,
-             "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql],
+            [
+                str(self.bin / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qAt",
+                "-c",
+                sql,
+            ],
             check=True,
             capture_output=True,
             text=True,
@@ -151,8 +176,20 @@ class PrivatePostgres:
             [str(self.bin / "pg_dump"), "--no-owner", "--no-privileges", source_url], stdout=subprocess.PIPE
         )
         restore = subprocess.run(
-            [str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database,
-             "-q", "-v", "ON_ERROR_STOP=1"],
+            [
+                str(self.bin / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+            ],
             stdin=dump.stdout,
             capture_output=True,
         )

@@ -100,7 +100,9 @@ def test_shaped_requests_with_extreme_numbers(request_):
         b'{"metric": "proportion", "variants": [{"name": "A", "n": NaN, "conversions": 1}]}',
         b"[" * 200_000,
         b'{"metric": "proportion", "variants": [{"name": "A", "n": ' + b"9" * 6000 + b"}]}",
-        json.dumps({"metric": "proportion", "variants": [{"name": "A", "n": 10, "conversions": 1}] * 5000}).encode(),
+        json.dumps(
+            {"metric": "proportion", "variants": [{"name": "A", "n": 10, "conversions": 1}] * 5000}
+        ).encode(),
     ],
     ids=["empty", "not-utf8", "nan", "nan-inside", "deep", "huge-int", "5000-variants"],
 )
@@ -112,7 +114,10 @@ def test_hostile_input_is_an_error_not_a_crash(stdin):
 def test_a_good_request_is_answered():
     request_ = {
         "metric": "proportion",
-        "variants": [{"name": "A", "n": 1000, "conversions": 100}, {"name": "B", "n": 1000, "conversions": 130}],
+        "variants": [
+            {"name": "A", "n": 1000, "conversions": 100},
+            {"name": "B", "n": 1000, "conversions": 130},
+        ],
     }
     answer = check(run_command(json.dumps(request_).encode()))
     assert answer["comparisons"][0]["variant"] == "B"

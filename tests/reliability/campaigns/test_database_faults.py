@@ -65,7 +65,8 @@ def ledger(url: str, campaign_id: int) -> tuple[Counter, str] | None:
     try:
         with conn.cursor() as cursor:
             cursor.execute(
-                "SELECT state, count(*) FROM campaigns_send WHERE campaign_id = %s GROUP BY state", [campaign_id]
+                "SELECT state, count(*) FROM campaigns_send WHERE campaign_id = %s GROUP BY state",
+                [campaign_id],
             )
             states = Counter(dict(cursor.fetchall()))
             cursor.execute("SELECT status FROM campaigns_campaign WHERE id = %s", [campaign_id])
@@ -91,7 +92,12 @@ def test_postgres_crashed_and_restarted_mid_send(
     env = worker_env(settings, email_url=smtp_sink.url, **FAST)
     env["DATABASE_URL"] = url
     seeded = subprocess.run(
-        [sys.executable, "-c", SEED.format(n=n)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+        [sys.executable, "-c", SEED.format(n=n)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert seeded.returncode == 0, seeded.stderr[-3000:]
     campaign_id = json.loads(seeded.stdout.strip().splitlines()[-1])["campaign"]
@@ -129,7 +135,9 @@ def test_postgres_crashed_and_restarted_mid_send(
     conn = psycopg2.connect(url)
     try:
         with conn.cursor() as cursor:
-            cursor.execute("SELECT customer_id, message_id FROM campaigns_send WHERE campaign_id = %s", [campaign_id])
+            cursor.execute(
+                "SELECT customer_id, message_id FROM campaigns_send WHERE campaign_id = %s", [campaign_id]
+            )
             rows = cursor.fetchall()
     finally:
         conn.close()

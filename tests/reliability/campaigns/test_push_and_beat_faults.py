@@ -137,7 +137,9 @@ def test_two_beats_never_start_a_campaign_or_a_run_twice(settings, smtp_sink, st
         campaigns.append(campaign)
     for index in range(3, 6):
         customers = scenario.make_customers(n, prefix=f"b{index}-")
-        campaign = scenario.make_campaign(scenario.make_segment(customers, name=f"O{index}"), name=f"One-off {index}")
+        campaign = scenario.make_campaign(
+            scenario.make_segment(customers, name=f"O{index}"), name=f"One-off {index}"
+        )
         campaigns.append(launched_without_enqueueing(campaign))
     assert CampaignRun.objects.count() == 3  # the one-offs have their pending run; recurring ones none yet
     flush_broker()
@@ -165,4 +167,6 @@ def test_two_beats_never_start_a_campaign_or_a_run_twice(settings, smtp_sink, st
     for campaign in campaigns[:3]:
         campaign.refresh_from_db()
         assert campaign.status == CampaignStatus.SCHEDULED and campaign.next_run_at > timezone.now()
-    print(f"\ntwo beats: {len(campaigns)} campaigns, {sum(runs.values())} runs, {len(ids)} messages, 0 duplicates")
+    print(
+        f"\ntwo beats: {len(campaigns)} campaigns, {sum(runs.values())} runs, {len(ids)} messages, 0 duplicates"
+    )
