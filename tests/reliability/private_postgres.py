@@ -28,7 +28,15 @@ def postgres_bin() -> Path | None:
         if (candidate / "initdb").exists() and (candidate / "postgres").exists():
             return candidate
     found = shutil.which("initdb")
-    return Path(found).parent if found else None
+    if found:
+        return Path(found).parent
+    try:  # the embedded PostgreSQL `make test` falls back to ships its own binaries
+        import pgserver
+
+        bundled = Path(pgserver.__file__).parent / "pginstall" / "bin"
+        return bundled if (bundled / "initdb").exists() else None
+    except ImportError:
+        return None
 
 
 class PrivatePostgres:

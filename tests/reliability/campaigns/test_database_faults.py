@@ -10,7 +10,6 @@ crashes the database (immediate shutdown, then crash recovery on restart).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -77,10 +76,7 @@ def ledger(url: str, campaign_id: int) -> tuple[Counter, str] | None:
         conn.close()
 
 
-def test_postgres_crashed_and_restarted_mid_send(
-    settings, transactional_db, private_postgres, smtp_sink, start_worker, start_beat
-):
-    n = 600
+def run_crash_loop(settings, private_postgres, smtp_sink, start_worker, start_beat, *, n: int, crashes: int):
     from django.db import connection
 
     test_db = connection.settings_dict  # pytest-django renamed it to the test database here
@@ -107,17 +103,19 @@ def test_postgres_crashed_and_restarted_mid_send(
     default_worker = start_worker(env, queues="default")
     start_beat(env)
 
-    crashed_at = recovered_at = None
-    sent_before_crash = 0
-    deadline = time.monotonic() + 240
+    thresholds = [n * (i + 1) // (crashes + 1) for i in range(crashes)]
+    crash_times: list[float] = []
+    resume_seconds: list[float] = []
+    sent_at_crash = 0
+    deadline = time.monotonic() + 240 * crashes
     final = None
     while time.monotonic() < deadline:
-        if crashed_at is None and smtp_sink.count() >= n // 3:
-            sent_before_crash = smtp_sink.count()
-            crashed_at = time.monotonic()
+        if len(crash_times) < crashes and smtp_sink.count() >= thresholds[len(crash_times)]:
+            sent_at_crash = smtp_sink.count()
+            crash_times.append(time.monotonic())
             private_postgres.restart(pause=3.0)  # down for 3 s, then crash recovery
-        if crashed_at is not None and recovered_at is None and smtp_sink.count() > sent_before_crash + CHUNK:
-            recovered_at = time.monotonic()
+        if len(resume_seconds) < len(crash_times) and smtp_sink.count() > sent_at_crash + CHUNK:
+            resume_seconds.append(round(time.monotonic() - crash_times[-1], 1))
         snapshot = ledger(url, campaign_id)
         if snapshot is not None:
             states, status = snapshot
@@ -126,7 +124,7 @@ def test_postgres_crashed_and_restarted_mid_send(
                 break
         time.sleep(0.25)
 
-    assert crashed_at is not None, "the send finished before the crash could be injected"
+    assert len(crash_times) == crashes, "the send finished before every crash could be injected"
     assert final is not None, (
         f"not finished: {ledger(url, campaign_id)}, sink {smtp_sink.count()}\n"
         f"{sends_worker.output()[-3000:]}\n{default_worker.output()[-2000:]}"
@@ -141,22 +139,32 @@ def test_postgres_crashed_and_restarted_mid_send(
             rows = cursor.fetchall()
     finally:
         conn.close()
-    assert len({customer for customer, _ in rows}) == n  # every recipient exactly once in the ledger
+    assert len(rows) == n and len({customer for customer, _ in rows}) == n  # each recipient once
     expected = {message_id for _, message_id in rows}
     received = smtp_sink.message_ids()
     assert set(received) == expected  # everyone reached, nobody else
     duplicates = len(received) - len(set(received))
-    assert duplicates <= CHUNK, f"{duplicates} duplicates: more than the chunk in flight at the crash"
-    assert private_postgres.restarts == 1
+    assert duplicates <= CHUNK * crashes, f"{duplicates} duplicates: more than the chunks in flight"
+    assert private_postgres.restarts == crashes
     # The worker processes lived through it: reconnecting is their job, not a human's.
     assert sends_worker.alive and default_worker.alive
     figures = {
         "recipients": n,
+        "crashes": crashes,
         "duplicates_at_sink": duplicates,
-        "seconds_to_resume_sending": round(recovered_at - crashed_at, 1) if recovered_at else None,
-        "messages_before_crash": sent_before_crash,
+        "seconds_to_resume_sending": resume_seconds,
     }
-    print(f"\npostgres restart mid-send: {json.dumps(figures)}")
-    if os.environ.get("RELIABILITY_FIGURES"):
-        with open(os.environ["RELIABILITY_FIGURES"], "a") as out:
-            out.write(json.dumps({"test": "postgres_restart", **figures}) + "\n")
+    print(f"\npostgres crash-restart mid-send: {json.dumps(figures)}")
+
+
+def test_postgres_crashed_and_restarted_mid_send(
+    settings, transactional_db, private_postgres, smtp_sink, start_worker, start_beat
+):
+    run_crash_loop(settings, private_postgres, smtp_sink, start_worker, start_beat, n=600, crashes=1)
+
+
+@pytest.mark.slow
+def test_postgres_crashed_three_times_during_a_3000_recipient_send(
+    settings, transactional_db, private_postgres, smtp_sink, start_worker, start_beat
+):
+    run_crash_loop(settings, private_postgres, smtp_sink, start_worker, start_beat, n=3000, crashes=3)
