@@ -19,6 +19,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -284,6 +285,7 @@ def main() -> int:
         connections.close_all()
         if not args.keep_db:
             drop_database(base_url, SCRATCH_DB)
+            shutil.rmtree(work, ignore_errors=True)  # locust's CSVs and the server logs
 
     failures = baseline["all"]["failures"] + during["all"]["failures"]
     result = {
