@@ -85,7 +85,7 @@ def check(result: subprocess.CompletedProcess) -> dict:
 
 
 @pytest.mark.slow
-@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(REQUESTS)
 def test_shaped_requests_with_extreme_numbers(request_):
     check(run_command(json.dumps(request_).encode()))
