@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_ARGS ?=
 
-.PHONY: demo test run lint test-fast schemathesis-full reliability-long bench clean browsers
+.PHONY: demo test run lint test-fast schemathesis-full reliability-long load bench clean browsers
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -35,6 +35,10 @@ schemathesis-full: $(STAMP)
 
 reliability-long: $(STAMP)
 	$(PY) -m scripts.services -- $(PY) -m pytest -m slow tests/reliability $(TEST_ARGS)
+
+# Locust against gunicorn, alone and during a campaign send (docs/reliability.md); ~6 minutes.
+load: $(STAMP)
+	$(PY) -m scripts.services -- $(PY) benchmarks/load/run.py $(LOAD_ARGS)
 
 clean:
 	rm -rf out .embedded

@@ -18,6 +18,12 @@ class CampaignsConfig(AppConfig):
         events_ingested.connect(_enqueue_event_triggers, dispatch_uid="campaigns.event_triggers")
         orders_ingested.connect(_enqueue_attribution, dispatch_uid="campaigns.attribution")
 
+        # An erasure scrubs provider replies quoting the customer from the ledger (campaigns/erasure.py).
+        from campaigns.erasure import scrub_campaign_rows
+        from customers.gdpr import register_erasure_step
+
+        register_erasure_step("campaign_rows", scrub_campaign_rows)
+
 
 def _enqueue_event_triggers(sender, *, event_ids, **kwargs) -> None:
     from campaigns.tasks import on_events_ingested

@@ -10,7 +10,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, IntegrityError, transaction
 from rest_framework import status
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException, ParseError, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -42,6 +42,10 @@ def exception_handler(exc, context):
         exc = ValidationError(
             {"detail": ["A value in this request cannot be stored (out of range or NUL byte)."]}
         )
+    if isinstance(exc, RecursionError):
+        # json.loads gives up on deeply nested arrays/objects with a RecursionError, which DRF's
+        # parser does not catch: it is the client's malformed body, not our failure.
+        exc = ParseError("JSON parse error - nested too deeply.")
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
     elif isinstance(exc, DjangoValidationError):

@@ -1,4 +1,4 @@
-"""Refuse oversized request bodies before anything reads them."""
+"""Refuse oversized request bodies before anything reads them, and malformed ones after."""
 
 from __future__ import annotations
 
@@ -34,3 +34,10 @@ class RequestBodyLimitMiddleware:
                     status=413,
                 )
         return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        """A body nested too deeply for json.loads (RecursionError) in a view that parses JSON itself
+        (the delivery and ESP webhooks) is the sender's malformed request: 400, never 500."""
+        if isinstance(exception, RecursionError):
+            return JsonResponse({"detail": "Malformed request body: nested too deeply."}, status=400)
+        return None

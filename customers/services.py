@@ -770,6 +770,7 @@ def erase_customer(*, customer: Customer, actor=None, api_key=None) -> Customer:
     The address goes on the suppression list as a keyed hash, so a later re-import of the same
     address is still never mailed; the external id is released so the CRM may reuse it.
     """
+    from access.models import AuditEntry
     from access.services import record_audit
     from customers.gdpr import run_erasure_steps
 
@@ -796,6 +797,11 @@ def erase_customer(*, customer: Customer, actor=None, api_key=None) -> Customer:
         customer.erased_at = now
         customer.deleted_at = customer.deleted_at or now
         customer.save()
+        # Audit entries about this customer named them (target_repr is str(customer)): keep the
+        # entries, by id, with the erased name only.
+        AuditEntry.objects.filter(target_type=Customer._meta.label_lower, target_id=str(customer.pk)).update(
+            target_repr=str(customer)[:200]
+        )
         record_audit(
             actor=actor,
             action="customer.erased",

@@ -184,9 +184,22 @@ class EmailDelivery:
 
     def _send_raw(self, message: PrebuiltEmail) -> int:
         """The prebuilt bytes over the SMTP backend's own (opened, TLS'd, logged-in) connection."""
+        # Converted before MAIL FROM: an address smtplib cannot encode fails this message alone.
+        envelope_from = envelope_address(message.envelope_from)
+        envelope_to = envelope_address(message.envelope_to)
         if self.connection.connection is None:
             self.connection.open()
-        self.connection.connection.sendmail(message.envelope_from, [message.envelope_to], message.raw)
+        smtp = self.connection.connection
+        try:
+            smtp.sendmail(envelope_from, [envelope_to], message.raw)
+        except smtplib.SMTPException:
+            raise  # smtplib has reset the transaction itself
+        except Exception:
+            # Anything else mid-transaction (after MAIL FROM) would poison the next message on
+            # this connection ("503 nested MAIL command"): reset it first.
+            with contextlib.suppress(Exception):
+                smtp.rset()
+            raise
         return 1
 
     def _reopen(self) -> None:
@@ -194,3 +207,15 @@ class EmailDelivery:
             self.connection.close()
         with contextlib.suppress(Exception):  # still down: the next message will say so
             self.connection.open()
+
+
+def envelope_address(address: str) -> str:
+    """An address for the SMTP envelope: an internationalised domain in its ASCII (IDNA) form.
+
+    Addresses are stored as the customer gave them (anna@bücher.example); smtplib speaks ASCII
+    unless the server offers SMTPUTF8, and the domain has an ASCII spelling that every server takes.
+    """
+    local, at, domain = address.rpartition("@")
+    if at and domain and not domain.isascii():
+        domain = domain.encode("idna").decode("ascii")
+    return f"{local}{at}{domain}"

@@ -125,3 +125,41 @@ def delivery_webhook(request):
     except WebhookRejected as exc:
         return JsonResponse({"detail": exc.message}, status=exc.status)
     return JsonResponse(result)
+
+
+# Provider payloads anymail could not make sense of (a list where it expects an object, a missing
+# key): the sender's malformed request, answered 400 so the provider stops retrying it. Database and
+# other server faults are not among these and still answer 500 (the provider retries later).
+_MALFORMED_PAYLOAD = (TypeError, KeyError, IndexError, AttributeError, ValueError, RecursionError)
+
+
+def _anymail_webhook_secret() -> list | str:
+    from django.conf import settings
+
+    anymail = getattr(settings, "ANYMAIL", None) or {}
+    return anymail.get("WEBHOOK_SECRET") or getattr(settings, "ANYMAIL_WEBHOOK_SECRET", "")
+
+
+def guard_esp_webhook(view):
+    """anymail's webhook views, refused unless basic-auth credentials are configured.
+
+    Without ANYMAIL["WEBHOOK_SECRET"] anymail only warns and accepts anyone's POST, and a forged
+    "bounced" or "complained" event names its send by a sequential id: it would suppress customers
+    and pause campaigns. Like /t/webhooks/delivery/ without its secret, the door stays shut (503).
+    """
+    from functools import wraps
+
+    @wraps(view)
+    def guarded(request, *args, **kwargs):
+        if not _anymail_webhook_secret():
+            return JsonResponse(
+                {"detail": "ESP webhooks are not configured (ANYMAIL WEBHOOK_SECRET)."}, status=503
+            )
+        try:
+            return view(request, *args, **kwargs)
+        except _MALFORMED_PAYLOAD as exc:
+            return JsonResponse(
+                {"detail": f"Malformed provider webhook ({exc.__class__.__name__})."}, status=400
+            )
+
+    return guarded

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -59,15 +60,52 @@ class _Rollback(Exception):
     pass
 
 
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
+class FileFormatError(ValueError):
+    """The file itself is unreadable from this line on (not UTF-8, broken CSV): nothing is imported."""
+
+    def __init__(self, line: int, message: str):
+        super().__init__(f"line {line}: {message}")
+        self.line = line
+        self.message = message
+
+
 def read_csv(stream: IO[str] | IO[bytes]) -> Iterator[tuple[int, dict[str, str]]]:
-    """Rows with their line number in the file (the header is line 1)."""
+    """Rows with their line number in the file (the header is line 1).
+
+    Raises FileFormatError for bytes that are not UTF-8, a field over the CSV module's size limit,
+    a repeated column name, or a row with more cells than the header has columns (the file is
+    misaligned): import_file turns it into a one-line report and writes nothing.
+    """
     if isinstance(stream.read(0), bytes):
-        stream = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+        # Undecodable bytes become lone surrogates, found below with their line number.
+        stream = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.DictReader(stream)
-    if not reader.fieldnames:
-        return
-    for row in reader:
-        yield reader.line_num, {(k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None}
+    try:
+        if not reader.fieldnames:
+            return
+        names = [name.strip() for name in reader.fieldnames]
+        if any(_UNDECODABLE.search(name) for name in names):
+            raise FileFormatError(1, "Not UTF-8 text: the header has bytes that are not UTF-8.")
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise FileFormatError(1, f"Column(s) named more than once: {', '.join(repeated)}.")
+        for row in reader:
+            if None in row:
+                raise FileFormatError(
+                    reader.line_num, f"{len(row[None])} more cell(s) than the header has columns."
+                )
+            if any(_UNDECODABLE.search(v) for v in row.values() if v):
+                raise FileFormatError(
+                    reader.line_num, "Not UTF-8 text: this line has bytes that are not UTF-8."
+                )
+            yield reader.line_num, {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+    except UnicodeDecodeError as error:
+        raise FileFormatError(reader.line_num + 1, f"Not UTF-8 text ({error.reason}).") from None
+    except csv.Error as error:
+        raise FileFormatError(reader.line_num, f"Not readable as CSV ({error}).") from None
 
 
 def cells(row: dict[str, str], names: Iterable[str]) -> dict[str, Any]:
@@ -107,8 +145,14 @@ def import_file(
 ) -> ImportReport:
     from customers.importers import retail, standard
 
-    if file_format == "retail":
-        return retail.import_retail(stream, partial=partial, demo_contacts=demo_contacts)
-    if kind not in KINDS:
+    if file_format != "retail" and kind not in KINDS:
         raise ValueError(f"Unknown kind {kind!r}; use one of {', '.join(KINDS)}")
-    return standard.IMPORTERS[kind](stream, partial=partial)
+    try:
+        if file_format == "retail":
+            return retail.import_retail(stream, partial=partial, demo_contacts=demo_contacts)
+        return standard.IMPORTERS[kind](stream, partial=partial)
+    except FileFormatError as error:
+        # Importers read the whole file before writing anything, so there is nothing to undo.
+        report = ImportReport(kind="retail" if file_format == "retail" else kind, partial=False)
+        report.errors.append(LineError(error.line, "file", error.message))
+        return report

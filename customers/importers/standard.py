@@ -40,6 +40,8 @@ LINE_COLUMNS = ("sku", "quantity", "unit_price", "kind")
 def _unknown_columns(header: dict[str, str], known: set[str], line: int) -> list[LineError]:
     return [
         LineError(line, name, "Unknown column.")
+        if name
+        else LineError(line, "header", "A column has no name.")
         for name in header
         if name not in known and not name.startswith("attr_")
     ]
