@@ -31,7 +31,7 @@ def line_chart(
     title: str = "",
 ) -> str:
     """Several series over the same x labels, with a y scale from zero to the largest value."""
-    left, right, top, bottom = 40, 10, 12, 24
+    left, right, top, bottom = 40, 24, 12, 24
     plot_w, plot_h = width - left - right, height - top - bottom
     n = max(len(labels), 1)
     peak = max([max(values, default=0) for _, values in series] + [0]) or 1

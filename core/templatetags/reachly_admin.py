@@ -9,6 +9,7 @@ from core import charts
 from core.dashboard import cached_dashboard_numbers
 
 register = template.Library()
+CHANNEL_LABELS = {"email": "Email", "push": "Push", "sms": "SMS"}
 
 #: The marketer's tasks, in menu order; each admin model goes under one of them.
 TASKS = ("Audience", "Campaigns", "Recommendations", "Analytics", "Settings")
@@ -72,6 +73,8 @@ def dashboard() -> dict:
                     ("Clicks", series["clicks"]),
                 ],
                 title="Sent, opens and clicks per day",
+                width=1000,
+                height=240,
             )
         ),
         "conversion_chart": mark_safe(  # noqa: S308
@@ -89,7 +92,7 @@ def dashboard() -> dict:
         ),
         "reach_chart": mark_safe(  # noqa: S308
             charts.bar_chart(
-                bars=[(channel.title(), n) for channel, n in data["reach"].items()],
+                bars=[(CHANNEL_LABELS.get(channel, channel), n) for channel, n in data["reach"].items()],
                 title="Consented reach per channel",
             )
         ),
