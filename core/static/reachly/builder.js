@@ -20,6 +20,7 @@
   function audienceCount() {
     var badge = document.querySelector("[data-audience-count-url]");
     if (!badge) return;
+    if (!document.querySelector("input[name=include_segments]")) { badge.hidden = true; return; }
     var channel = document.getElementById("id_channel");
     var update = debounce(function () {
       var params = new URLSearchParams();
