@@ -156,7 +156,9 @@ class CampaignAdmin(admin.ModelAdmin):
                     ("cap_messages", "cap_period_hours", "cap_overflow"),
                     ("quiet_hours_start", "quiet_hours_end"),
                     "send_rate",
-                ]
+                ],
+                "classes": ["collapse"],
+                "description": "Frequency cap across campaigns, quiet hours in the customer's timezone, and a rate.",
             },
         ),
         (
@@ -178,7 +180,7 @@ class CampaignAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Timeline", {"fields": ["launched_at", "finished_at"]}),
+        ("Timeline", {"fields": ["launched_at", "finished_at"], "classes": ["collapse"]}),
     ]
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
