@@ -241,6 +241,12 @@ class CampaignAdmin(admin.ModelAdmin):
             *[part for label, url in links for part in (url, label)],
         )
 
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.status not in lifecycle.EDITABLE:
+            # Launched: every field is read-only, so offer no save buttons that could only fail.
+            context.update(show_save=False, show_save_and_continue=False, show_save_and_add_another=False)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     def save_model(self, request, obj, form, change):
         if change and obj.status not in lifecycle.EDITABLE:
             raise PermissionDenied("This campaign can no longer be changed.")

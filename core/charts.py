@@ -66,6 +66,11 @@ def line_chart(
             f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}">'
             f"<title>{escape(name)}</title></polyline>"
         )
+        if n <= 40:  # dots show single points and make few-point series readable
+            parts.extend(
+                f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3" fill="{colour}"/>'
+                for i, v in enumerate(values)
+            )
     parts.append("</svg>")
     legend = "".join(
         f'<span class="legend-item"><i style="background:{PALETTE[i % len(PALETTE)]}"></i>{escape(name)}'
@@ -76,7 +81,12 @@ def line_chart(
 
 
 def bar_chart(
-    *, bars: Sequence[tuple[str, float]], width: int = 560, bar_height: int = 22, title: str = ""
+    *,
+    bars: Sequence[tuple[str, float]],
+    width: int = 560,
+    bar_height: int = 22,
+    title: str = "",
+    colour_cycle: int | None = None,
 ) -> str:
     """Horizontal bars, largest first as given, each labelled with its value."""
     label_w, value_w = 150, 60
@@ -95,7 +105,7 @@ def bar_chart(
             f'<text x="{label_w - 8}" y="{top + bar_height * 0.7:.1f}" text-anchor="end" class="label">'
             f"{escape(short)}</text>"
             f'<rect x="{label_w}" y="{top}" width="{w:.1f}" height="{bar_height}" rx="3" '
-            f'fill="{PALETTE[i % len(PALETTE)]}"><title>{escape(label)}: {_fmt(value)}</title></rect>'
+            f'fill="{PALETTE[i % (colour_cycle or len(PALETTE))]}"><title>{escape(label)}: {_fmt(value)}</title></rect>'
             f'<text x="{label_w + w + 6:.1f}" y="{top + bar_height * 0.7:.1f}" class="value">{_fmt(value)}</text>'
         )
     if not bars:

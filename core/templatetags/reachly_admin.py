@@ -109,7 +109,7 @@ def pct(value) -> str:
     """A rate (0..1) as a percentage with one decimal; a dash when there is none."""
     if value in (None, ""):
         return "–"
-    return f"{float(value) * 100:.1f} %"
+    return f"{float(value) * 100:.1f}\u00a0%"
 
 
 @register.simple_tag
@@ -122,7 +122,7 @@ def campaign_report_charts(report: dict) -> dict:
     buckets = report.get("over_time") or []
     labels = [str(b["bucket"])[5:16].replace("T", " ") for b in buckets]
     return {
-        "funnel": mark_safe(charts.bar_chart(bars=funnel, title="Funnel per variant")),  # noqa: S308
+        "funnel": mark_safe(charts.bar_chart(bars=funnel, title="Funnel per variant", colour_cycle=3)),  # noqa: S308
         "over_time": mark_safe(  # noqa: S308
             charts.line_chart(
                 labels=labels or [""],
