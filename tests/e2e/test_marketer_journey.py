@@ -116,10 +116,46 @@ def shop(transactional_db, django_user_model):
     customers = scenario.make_customers(AUDIENCE, prefix="shopper")
     scenario.make_customers(5, prefix="newcomer")
     scenario.store_recommendations(customers, scenario.make_products(8))
+    _history(customers[0])
     ensure_roles()
     marketer = django_user_model.objects.create_user("mara", "mara@example.com", PASSWORD, is_staff=True)
     marketer.groups.add(Group.objects.get(name=ROLE_MARKETER))
     return {"customers": customers}
+
+
+def _history(customer) -> None:
+    """A year of one customer's history for the 360 page: orders, points, model outputs."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from loyalty.models import Membership
+    from segments.models import CustomerFeatures
+    from tests.factories.customers import make_order
+    from tests.factories.loyalty import LoyaltyProgramFactory, TierFactory
+
+    now = timezone.now()
+    for days in (300, 200, 90, 30, 6):
+        make_order(customer=customer, placed_at=now - dt.timedelta(days=days))
+    program = LoyaltyProgramFactory(name="Mug Club")
+    tier = TierFactory(program=program, name="Silver", threshold=100)
+    Membership.objects.create(
+        customer=customer, program=program, tier=tier, balance=340, lifetime_points=610, joined_at=now
+    )
+    CustomerFeatures.objects.create(
+        customer=customer,
+        recency_days=6,
+        frequency=5,
+        monetary=Decimal("214.50"),
+        rfm_r=5,
+        rfm_f=4,
+        rfm_m=4,
+        rfm_group="Loyal",
+        churn_probability=0.08,
+        p_alive=0.93,
+        predicted_clv=Decimal("182.40"),
+    )
 
 
 def _shot(page, name: str) -> None:
@@ -291,10 +327,12 @@ def test_marketer_journey(browser, live_server, worker, smtp_sink, shop):
     _shot(page, "09-report")
 
     # 9. The customer 360 shows the message and its engagement.
-    first = Send.objects.filter(campaign=campaign).order_by("id").first()
-    page.goto(f"{base}/admin/customers/customer/{first.customer_id}/change/")
+    regular = shop["customers"][0]
+    page.goto(f"{base}/admin/customers/customer/{regular.pk}/change/")
     page.wait_for_selector("#panel-messages")
     assert "Mugs for autumn" in page.inner_text("#panel-messages")
+    assert page.inner_text("[data-panel=order-count]") == "5"
+    assert page.inner_text("[data-panel=points]") == "340 points"
     _shot(page, "10-customer-360")
 
     # 10. The dashboard counts the week's campaign and its engagement.
