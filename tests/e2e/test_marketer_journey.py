@@ -284,6 +284,12 @@ def test_marketer_journey(browser, live_server, worker, smtp_sink, shop):
     _wait_for(lambda: smtp_sink.count() >= 1, timeout=60, what="the test message")
     test_mail = smtp_sink.messages[0]
     assert test_mail.rcpt_tos == ["qa@example.com"] and "new mugs this week" in test_mail.subject
+
+    def test_send_shown_sent():
+        page.reload()
+        return "sent" in page.inner_text("#recent-test-sends")
+
+    _wait_for(test_send_shown_sent, timeout=20, what="the test send's state on the page")
     _shot(page, "06-test-send")
 
     # 6. Launch, after the confirmation page; the progress bar fills as the worker sends.
