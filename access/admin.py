@@ -1,13 +1,14 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 from rest_framework_api_key.models import APIKey
 
 from access.exports import export_as_csv
 from access.models import ApiKey, AuditEntry
-from access.scopes import ALL_SCOPES
+from access.scopes import ALL_SCOPES, ROLES
 from access.services import create_api_key, revoke_api_key
 from core.admin import ReadOnlyAdminMixin
 
@@ -142,3 +143,41 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 # The library registers its own key model; ours (ApiKey, with scopes) is the one to manage.
 if admin.site.is_registered(APIKey):
     admin.site.unregister(APIKey)
+
+
+class RoleFilter(admin.SimpleListFilter):
+    title = "role"
+    parameter_name = "role"
+
+    def lookups(self, request, model_admin):
+        return [(role, role) for role in ROLES] + [("superuser", "Superuser"), ("none", "No role")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ROLES:
+            return queryset.filter(groups__name=self.value())
+        if self.value() == "superuser":
+            return queryset.filter(is_superuser=True)
+        if self.value() == "none":
+            return queryset.filter(is_superuser=False, groups__isnull=True)
+        return queryset
+
+
+class PeopleAdmin(UserAdmin):
+    """People and their roles: give staff status and one role (Admin, Marketer or Analyst)."""
+
+    list_display = ["username", "email", "roles", "is_staff", "is_active", "last_login"]
+    list_filter = [RoleFilter, "is_staff", "is_active"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("groups")
+
+    @admin.display(description="roles")
+    def roles(self, obj):
+        names = [g.name for g in obj.groups.all()]
+        return ", ".join((["superuser"] if obj.is_superuser else []) + names) or "—"
+
+
+_User = get_user_model()
+if admin.site.is_registered(_User):
+    admin.site.unregister(_User)
+admin.site.register(_User, PeopleAdmin)

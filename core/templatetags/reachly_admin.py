@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import template
+from django.urls import NoReverseMatch, reverse
 from django.utils.safestring import mark_safe
 
 from core import charts
@@ -41,6 +42,13 @@ def task_of(app_label: str, object_name: str) -> str:
     return _BY_MODEL.get(f"{app_label}.{object_name.lower()}") or _BY_APP.get(app_label, "Settings")
 
 
+def _change_url(name: str, pk) -> str:
+    try:
+        return reverse(f"admin:{name}_change", args=[pk])
+    except NoReverseMatch:  # that admin is not installed
+        return ""
+
+
 @register.filter
 def by_task(app_list) -> list[dict]:
     """Regroup the admin's per-app list into the marketer's tasks (same dicts Django builds)."""
@@ -60,10 +68,12 @@ def by_task(app_list) -> list[dict]:
 @register.simple_tag
 def dashboard() -> dict:
     data = cached_dashboard_numbers()
+    segments = [{**s, "url": _change_url("segments_segment", s["id"])} for s in data["top_segments"]]
     labels = [day[5:] for day in data["days"]]
     series = data["series"]
     return {
         **data,
+        "top_segments": segments,
         "engagement_chart": mark_safe(  # noqa: S308 - built from numbers and escaped labels
             charts.line_chart(
                 labels=labels,

@@ -240,3 +240,13 @@ def test_customer_360_panels(
     assert 'data-panel="rfm">543<' in page and "Champions" in page
     assert 'data-panel="churn">12 %<' in page and "123.45" in page
     assert "Because you liked mugs" in page and "Spring sale" in page
+
+
+def test_users_list_shows_roles_to_admins(client, admin_user, django_user_model):
+    _user(django_user_model, "mara", ROLE_MARKETER)
+    client.force_login(admin_user)
+    page = client.get("/admin/auth/user/?role=Marketer")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "mara" in html and '<td class="field-roles">Marketer</td>' in html
+    assert '<td class="field-roles">superuser</td>' not in html  # filtered out
