@@ -134,10 +134,16 @@ def test_analyst_reads_but_cannot_change_or_launch(analyst, world):
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.DRAFT and campaign.name == "Spring sale"
     # exports: CSV of the audit log through the admin action
+    from access.services import record_audit
+
+    entry = record_audit(actor=None, action="campaign.paused", target=campaign)
     export = analyst.post(
-        "/admin/access/auditentry/", {"action": "export_as_csv", "_selected_action": [], "select_across": "1"}
+        "/admin/access/auditentry/", {"action": "export_as_csv", "_selected_action": [entry.pk]}
     )
-    assert export.status_code in (200, 302)
+    assert export.status_code == 200 and export["Content-Type"].startswith("text/csv")
+    lines = export.content.decode().splitlines()
+    assert lines[0].startswith("id,actor,api_key_name,action") and "campaign.paused" in lines[1]
+    assert AuditEntry.objects.filter(action="export.csv").exists()  # the export itself is audited
 
 
 def test_marketer_launches_but_cannot_manage_users_or_keys(
