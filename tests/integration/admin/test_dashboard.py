@@ -110,3 +110,27 @@ def test_charts_escape_labels():
     assert "<script>" not in svg and "&lt;script&gt;" in svg
     line = charts.line_chart(labels=["a", "b"], series=[("<b>", [1, 2])])
     assert "<b>" not in line
+
+
+def test_dashboard_page_reads_the_cache(client, admin_user, django_assert_max_num_queries):
+    from django.core.cache import cache
+
+    from core.dashboard import CACHE_KEY
+
+    client.force_login(admin_user)
+    assert client.get("/admin/").status_code == 200
+    assert cache.get(CACHE_KEY)["customers"] == 0
+    scenario.make_customers(3)
+    assert 'data-kpi="customers">0<' in client.get("/admin/").content.decode()  # cached for a minute
+    cache.delete(CACHE_KEY)
+    assert 'data-kpi="customers">3<' in client.get("/admin/").content.decode()
+
+
+def test_csv_export_neutralises_formulas(client, admin_user):
+    campaign = scenario.make_campaign(None, name="=HYPERLINK(1)")
+    client.force_login(admin_user)
+    export = client.post(
+        "/admin/campaigns/campaign/", {"action": "export_as_csv", "_selected_action": [campaign.pk]}
+    )
+    assert export.status_code == 200
+    assert ",'=HYPERLINK(1)," in export.content.decode()
