@@ -116,7 +116,7 @@ class VariantInline(admin.StackedInline):
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
-    list_display = ["name", "channel", "status", "schedule_kind", "launched_at", "progress_link"]
+    list_display = ["name", "channel", "status_badge", "schedule_kind", "launched_at", "progress_link"]
     list_filter = ["status", "channel", "schedule_kind"]
     search_fields = ["name"]
     inlines = [VariantInline]
@@ -213,6 +213,13 @@ class CampaignAdmin(admin.ModelAdmin):
                 "exclude_segments",
             ]
         return fields
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj):
+        tone = {"sent": "ok", "sending": "", "scheduled": "", "paused": "warn", "cancelled": "bad"}
+        return format_html(
+            '<span class="badge {}">{}</span>', tone.get(obj.status, "warn"), obj.get_status_display()
+        )
 
     @admin.display(description="Progress")
     def progress_link(self, obj):
