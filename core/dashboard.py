@@ -10,7 +10,7 @@ import datetime as dt
 from decimal import Decimal
 
 from django.core.cache import cache
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -42,8 +42,12 @@ def dashboard_numbers(*, now: dt.datetime | None = None) -> dict:
     since = dt.datetime.combine(today - dt.timedelta(days=DAYS - 1), dt.time.min, tzinfo=dt.UTC)
     week_ago = now - dt.timedelta(days=7)
 
+    # Deleted and erased customers are few: excluding them through a small hashed subquery
+    # costs about half of joining every consent row to its customer.
+    gone = Customer.all_objects.filter(Q(deleted_at__isnull=False) | Q(erased_at__isnull=False))
     reach = dict(
-        CustomerConsent.objects.filter(status=ConsentStatus.GRANTED, customer__deleted_at__isnull=True)
+        CustomerConsent.objects.filter(status=ConsentStatus.GRANTED)
+        .exclude(customer_id__in=gone.values("id"))
         .values_list("channel")
         .annotate(n=Count("id"))
         .order_by()
