@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_ARGS ?=
 
-.PHONY: demo test run lint test-fast schemathesis-full reliability-long load bench clean browsers
+.PHONY: demo test run lint test-fast schemathesis-full reliability-long load bench clean browsers test-e2e
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -42,3 +42,10 @@ load: $(STAMP)
 
 clean:
 	rm -rf out .embedded
+
+# Debian's Chromium for the browser test (Playwright drives it; no browser download).
+browsers:
+	@command -v chromium >/dev/null 2>&1 || apt-get install -y chromium
+
+test-e2e: $(STAMP) browsers
+	$(PY) -m scripts.services -- $(PY) -m pytest tests/e2e $(TEST_ARGS)

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class AccessConfig(AppConfig):
@@ -7,3 +8,6 @@ class AccessConfig(AppConfig):
 
     def ready(self) -> None:
         from access import openapi  # noqa: F401  (registers the schema extension)
+        from access.roles import ensure_roles_after_migrate
+
+        post_migrate.connect(ensure_roles_after_migrate, dispatch_uid="access.ensure_roles")

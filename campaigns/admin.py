@@ -1,11 +1,14 @@
 """The marketer's campaign builder in the Django admin: audience, schedule, variants, preview,
 test send, launch/pause/resume/cancel with confirmation, progress and the report.
 
-Functional rather than pretty (a later pass themes it). Every action goes through the same
-services as the API and is audited; the admin never changes a status itself.
+Every action goes through the same services as the API and is audited; the admin never changes
+a status itself. The small endpoints behind the page's live parts (audience count, template
+preview, progress) answer JSON and are read-only except where the user may change the campaign.
 """
 
 from __future__ import annotations
+
+import csv
 
 from django import forms
 from django.contrib import admin, messages
@@ -17,6 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from access.exports import export_as_csv
 from access.services import audit_request
 from campaigns.composition import TemplateError
 from campaigns.models import (
@@ -31,6 +35,8 @@ from campaigns.models import (
 from campaigns.services import lifecycle, previews, results
 from campaigns.services.launch import LaunchError, launch_campaign
 from customers.models import Customer
+from customers.selectors import customers_with_consent
+from segments.models import Segment
 
 TRANSITIONS = {
     "launch": ("Launch", lambda c, reason: launch_campaign(campaign=c), "launched"),
@@ -55,6 +61,20 @@ OFFERED = {
     "sent": (),
     "cancelled": (),
 }
+
+#: Template parts the editor shows, by channel, and their labels.
+PART_LABELS = {
+    "subject": "Subject",
+    "preheader": "Preheader",
+    "html": "HTML body",
+    "text": "Text body (empty: written from the HTML)",
+    "push_title": "Push title",
+    "push_body": "Push body",
+    "push_url": "Push link",
+}
+PART_NAMES = tuple(PART_LABELS)
+EMAIL_EDITOR = ("subject", "preheader", "html", "text")
+PUSH_EDITOR = ("push_title", "push_body", "push_url")
 
 
 class VariantInline(admin.StackedInline):
@@ -96,11 +116,12 @@ class VariantInline(admin.StackedInline):
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
-    list_display = ["name", "channel", "status", "schedule_kind", "launched_at", "progress_link"]
+    list_display = ["name", "channel", "status_badge", "schedule_kind", "launched_at", "progress_link"]
     list_filter = ["status", "channel", "schedule_kind"]
     search_fields = ["name"]
     inlines = [VariantInline]
-    filter_horizontal = ["include_segments", "exclude_segments"]
+    actions = [export_as_csv]
+    change_form_template = "admin/campaigns/campaign/change_form.html"
     readonly_fields = ["status", "status_reason", "launched_at", "finished_at", "next_run_at", "buttons"]
     fieldsets = [
         (None, {"fields": ["name", "channel", "status", "status_reason", "buttons"]}),
@@ -129,16 +150,25 @@ class CampaignAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "Pressure",
+            "Send limits",
             {
                 "fields": [
                     ("cap_messages", "cap_period_hours", "cap_overflow"),
                     ("quiet_hours_start", "quiet_hours_end"),
                     "send_rate",
-                ]
+                ],
+                "classes": ["collapse"],
+                "description": "Frequency cap across campaigns, quiet hours in the customer's timezone, and a rate.",
             },
         ),
-        ("Experiment", {"fields": ["control_percent"]}),
+        (
+            "Experiment",
+            {
+                "fields": ["control_percent"],
+                "description": "Variants and their weights are below; the control group gets nothing "
+                "and is compared with the variants (the global holdout is set for the whole site).",
+            },
+        ),
         (
             "Recommendations",
             {
@@ -150,8 +180,30 @@ class CampaignAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Timeline", {"fields": ["launched_at", "finished_at"]}),
+        ("Timeline", {"fields": ["launched_at", "finished_at"], "classes": ["collapse"]}),
     ]
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name in ("include_segments", "exclude_segments"):
+            kwargs["widget"] = forms.CheckboxSelectMultiple(attrs={"data-audience": db_field.name})
+            kwargs["queryset"] = Segment.objects.filter(active=True).order_by("name")
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        count_url = reverse("admin:campaigns_campaign_audience_count")
+        fieldsets = []
+        for name, options in super().get_fieldsets(request, obj):
+            if name == "Audience":
+                options = {
+                    **options,
+                    "description": format_html(
+                        "Customers in any included segment and none of the excluded ones. "
+                        '<span class="live-count" data-audience-count-url="{}" aria-live="polite">…</span>',
+                        count_url,
+                    ),
+                }
+            fieldsets.append((name, options))
+        return fieldsets
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
@@ -161,6 +213,13 @@ class CampaignAdmin(admin.ModelAdmin):
                 "exclude_segments",
             ]
         return fields
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj):
+        tone = {"sent": "ok", "sending": "", "scheduled": "", "paused": "warn", "cancelled": "bad"}
+        return format_html(
+            '<span class="badge {}">{}</span>', tone.get(obj.status, "warn"), obj.get_status_display()
+        )
 
     @admin.display(description="Progress")
     def progress_link(self, obj):
@@ -189,6 +248,12 @@ class CampaignAdmin(admin.ModelAdmin):
             *[part for label, url in links for part in (url, label)],
         )
 
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.status not in lifecycle.EDITABLE:
+            # Launched: every field is read-only, so offer no save buttons that could only fail.
+            context.update(show_save=False, show_save_and_continue=False, show_save_and_add_another=False)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     def save_model(self, request, obj, form, change):
         if change and obj.status not in lifecycle.EDITABLE:
             raise PermissionDenied("This campaign can no longer be changed.")
@@ -205,6 +270,12 @@ class CampaignAdmin(admin.ModelAdmin):
     def get_urls(self):
         wrap = self.admin_site.admin_view
         return [
+            path("audience-count/", wrap(self.audience_count), name="campaigns_campaign_audience_count"),
+            path(
+                "<int:pk>/preview/render/",
+                wrap(self.preview_render),
+                name="campaigns_campaign_preview_render",
+            ),
             path(
                 "<int:pk>/transition/<str:verb>/",
                 wrap(self.transition_view),
@@ -278,14 +349,103 @@ class CampaignAdmin(admin.ModelAdmin):
             ),
         )
 
+    def audience_count(self, request):
+        """Live audience size for the builder: ?include=<id>&exclude=<id>[&channel=email]."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        errors = []
+        ids: dict[str, list[int]] = {}
+        for field in ("include", "exclude"):
+            raw = request.GET.getlist(field)
+            bad = [value for value in raw if not value.isdigit()]
+            if bad:
+                errors.append({"field": field, "message": "Segment ids are whole numbers."})
+            ids[field] = [int(value) for value in raw if value.isdigit()][:200]
+        channel = request.GET.get("channel", "")
+        if channel and channel not in dict(Campaign._meta.get_field("channel").choices):
+            errors.append({"field": "channel", "message": f"Unknown channel {channel!r}."})
+        if errors:
+            return JsonResponse({"errors": errors}, status=400)
+        from segments.selectors import audience as audience_of
+
+        members = audience_of(
+            include=Segment.objects.filter(pk__in=ids["include"]),
+            exclude=Segment.objects.filter(pk__in=ids["exclude"]),
+        )
+        data = {"include": ids["include"], "exclude": ids["exclude"], "count": members.count()}
+        if channel:
+            data["channel"] = channel
+            data["reachable"] = customers_with_consent(channel=channel, queryset=members).count()
+        return JsonResponse(data)
+
+    def preview_render(self, request, pk: int):
+        """Render unsaved template parts for a customer (the editor's live preview), as JSON."""
+        campaign = self._campaign(request, pk)
+        if request.method != "POST":
+            return JsonResponse({"errors": [{"field": "", "message": "POST the parts."}]}, status=405)
+        parts = {name: request.POST.get(name, "") for name in PART_NAMES}
+        too_long = [name for name, value in parts.items() if len(value) > 200_000]
+        if too_long:
+            return JsonResponse(
+                {"errors": [{"field": n, "line": None, "message": "Too long."} for n in too_long]}, status=400
+            )
+        external_id = request.POST.get("customer", "").strip()
+        customer = _customer(external_id)
+        if external_id and customer is None:
+            return JsonResponse(
+                {"errors": [{"field": "customer", "line": None, "message": "No customer with that id."}]},
+                status=400,
+            )
+        try:
+            rendered = previews.preview(parts=parts, customer=customer, campaign=campaign)
+        except TemplateError as exc:
+            return JsonResponse({"errors": exc.as_dicts()}, status=400)
+        return JsonResponse({"rendered": rendered, "customer": customer.external_id if customer else None})
+
     def preview_view(self, request, pk: int):
+        """The template editor: the variant's parts on the left, a live preview on the right."""
         campaign = self._campaign(request, pk)
         variants = list(campaign.variants.order_by("id"))
         frame = reverse("admin:campaigns_campaign_preview_frame", args=[campaign.pk])
-        variant = request.GET.get("variant") or (str(variants[0].pk) if variants else "")
-        customer = request.GET.get("customer", "")
-        rendered, errors = {}, []
+        variant = (
+            request.POST.get("variant")
+            or request.GET.get("variant")
+            or (str(variants[0].pk) if variants else "")
+        )
+        customer = (request.POST.get("customer") or request.GET.get("customer", "")).strip()
         chosen = next((v for v in variants if str(v.pk) == variant), None)
+        can_save = (
+            chosen is not None
+            and campaign.status in lifecycle.EDITABLE
+            and self.has_change_permission(request, campaign)
+        )
+        if request.method == "POST":
+            if not can_save:
+                raise PermissionDenied
+            changed = [
+                name
+                for name in PART_NAMES
+                if name in request.POST and request.POST[name] != getattr(chosen, name)
+            ]
+            for name in changed:
+                setattr(chosen, name, request.POST[name])
+            try:
+                chosen.full_clean()
+            except DjangoValidationError as exc:
+                for field, problems in exc.message_dict.items():
+                    for problem in problems:
+                        messages.error(request, f"{field}: {problem}")
+            else:
+                chosen.save()
+                audit_request(
+                    request,
+                    action="campaign.variant_changed",
+                    target=campaign,
+                    details={"variant": chosen.name, "fields": changed},
+                )
+                messages.success(request, f"Variant {chosen.name} saved.")
+                return HttpResponseRedirect(f"{request.path}?variant={chosen.pk}&customer={customer}")
+        rendered, errors = {}, []
         if chosen is not None:
             try:
                 rendered = previews.preview_variant(variant=chosen, customer=_customer(customer))
@@ -297,10 +457,20 @@ class CampaignAdmin(admin.ModelAdmin):
             self._context(
                 request,
                 campaign,
-                f"Preview of “{campaign}”",
+                f"Template editor and preview of “{campaign}”",
                 variants=variants,
                 variant=variant,
+                chosen=chosen,
+                parts=[
+                    (name, PART_LABELS[name], getattr(chosen, name) if chosen else "")
+                    for name in (EMAIL_EDITOR if campaign.channel == "email" else PUSH_EDITOR)
+                ],
+                can_save=can_save,
                 customer=customer,
+                sample_customers=list(
+                    Customer.objects.order_by("id").values_list("external_id", flat=True)[:1]
+                ),
+                render_url=reverse("admin:campaigns_campaign_preview_render", args=[campaign.pk]),
                 frame_url=f"{frame}?variant={variant}&customer={customer}",
                 rendered=rendered,
                 errors=errors,
@@ -388,6 +558,8 @@ class CampaignAdmin(admin.ModelAdmin):
         bucket = request.GET.get("bucket", "day") if request.GET.get("bucket") in results.BUCKETS else "day"
         report = results.campaign_report(campaign=campaign, bucket=bucket)
         metrics = [k for k in report["totals"] if k not in ("revenue_per_recipient",)]
+        if request.GET.get("format") == "csv":
+            return _report_csv(request, campaign, report, metrics)
         return TemplateResponse(
             request,
             "admin/campaigns/report.html",
@@ -395,6 +567,18 @@ class CampaignAdmin(admin.ModelAdmin):
                 request, campaign, f"Report of “{campaign}”", report=report, metrics=metrics, bucket=bucket
             ),
         )
+
+
+def _report_csv(request, campaign: Campaign, report: dict, metrics: list[str]) -> HttpResponse:
+    """The per-variant table as CSV, the export an analyst takes to a spreadsheet."""
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-report.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["variant", *metrics])
+    for row in [*report["variants"], {**report["totals"], "variant": "total"}]:
+        writer.writerow([row.get("variant"), *[row.get(m, "") for m in metrics]])
+    audit_request(request, action="export.campaign_report", target=campaign)
+    return response
 
 
 def _customer(external_id: str) -> Customer | None:

@@ -11,6 +11,7 @@ from access.services import audit_request
 from core.admin import ReadOnlyAdminMixin, ReadOnlyTabularInline
 from customers import services
 from customers.admin_import import import_view
+from customers.customer360 import customer_360
 from customers.models import (
     Channel,
     ConsentRecord,
@@ -130,6 +131,7 @@ class CustomerAdmin(admin.ModelAdmin):
         customer = Customer.all_objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
         if customer is not None:
             extra_context["timeline"] = customer_timeline(customer=customer, limit=100)
+            extra_context["c360"] = customer_360(customer=customer)
         return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.action(description="Soft-delete selected customers (reversible)")
