@@ -21,8 +21,9 @@ import time
 from datetime import timedelta
 
 import numpy as np
+from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from catalog.models import Product
@@ -211,9 +212,10 @@ def _copy_rows(version_id, customer_col, rank_col, product_col, score_col, expla
 
 
 def plan_scoring(
-    *, version_id: int, promote_when_done: bool = False, chunk_customers: int = CHUNK_CUSTOMERS
+    *, version_id: int, promote_when_done: bool = False, chunk_customers: int | None = None
 ) -> ScoringRun:
     """The running scoring run of a version (an existing one is reused: a task delivered twice)."""
+    chunk_customers = chunk_customers or getattr(settings, "RECOMMENDER_SCORING_CHUNK", CHUNK_CUSTOMERS)
     with transaction.atomic():
         version = ModelVersion.objects.select_for_update().get(pk=version_id)
         if version.status not in (ModelVersion.Status.READY, ModelVersion.Status.RETIRED):
@@ -241,26 +243,21 @@ def plan_scoring(
 
 
 def _lease(chunk_id: int) -> ScoringChunk | None:
+    """Take the chunk with one conditional UPDATE: of two deliveries of a task, one wins."""
     now = timezone.now()
     claimable = Q(state=ScoringChunk.State.PENDING) | Q(state=ScoringChunk.State.RUNNING, lease_until__lt=now)
-    with transaction.atomic():
-        chunk = (
-            ScoringChunk.objects.select_for_update(skip_locked=connection.vendor == "postgresql")
-            .filter(claimable, pk=chunk_id, run__status=ScoringRun.Status.RUNNING)
-            .first()
+    taken = (
+        ScoringChunk.objects.filter(claimable, pk=chunk_id, attempts__lt=MAX_ATTEMPTS)
+        .filter(run__status=ScoringRun.Status.RUNNING)
+        .update(state=ScoringChunk.State.RUNNING, lease_until=now + LEASE, attempts=F("attempts") + 1)
+    )
+    if not taken:
+        # A chunk that killed its worker MAX_ATTEMPTS times is failed with the reason, not retried forever.
+        ScoringChunk.objects.filter(claimable, pk=chunk_id, attempts__gte=MAX_ATTEMPTS).update(
+            state=ScoringChunk.State.FAILED, error=f"gave up after {MAX_ATTEMPTS} attempts", lease_until=None
         )
-        if chunk is None:
-            return None
-        if chunk.attempts >= MAX_ATTEMPTS:
-            chunk.state = ScoringChunk.State.FAILED
-            chunk.error = chunk.error or f"gave up after {chunk.attempts} attempts"
-            chunk.save(update_fields=["state", "error"])
-            return None
-        chunk.state = ScoringChunk.State.RUNNING
-        chunk.lease_until = now + LEASE
-        chunk.attempts += 1
-        chunk.save(update_fields=["state", "lease_until", "attempts"])
-    return chunk
+        return None
+    return ScoringChunk.objects.get(pk=chunk_id)
 
 
 def score_chunk(*, chunk_id: int) -> dict:
@@ -392,7 +389,7 @@ def reclaim_expired(*, max_age: timedelta | None = None) -> list[int]:
 
 
 def score_all(
-    *, version_id: int, promote_when_done: bool = False, chunk_customers: int = CHUNK_CUSTOMERS
+    *, version_id: int, promote_when_done: bool = False, chunk_customers: int | None = None
 ) -> ScoringRun:
     """Score every customer of a version in this process (the Celery path fans the chunks out)."""
     run = plan_scoring(
