@@ -212,3 +212,29 @@ def similar_products(*, product: Product, n: int, config: RecommenderConfig | No
                 )
                 have.add(peer.sku)
     return result
+
+
+def preview_for_customer(*, version: ModelVersion, external_id: str, n: int = 10) -> dict:
+    """What one version (active or not) gives a customer: its stored rows, else real-time scoring."""
+    config = version.config
+    customer_pk = Customer.objects.filter(external_id=external_id).values_list("pk", flat=True).first()
+    if customer_pk is not None:
+        rows = list(
+            Recommendation.objects.filter(model_version=version, customer_id=customer_pk)
+            .select_related("product")
+            .order_by("rank")[:n]
+        )
+        if rows:
+            items = [
+                selectors.product_card(row.product, score=row.score, explanation=row.explanation or {})
+                for row in rows
+            ]
+            return {"source": "stored", "items": items}
+    model = serving_model(version)
+    items = _realtime(
+        model, config=config, customer_pk=customer_pk, n=n, category=None, in_stock_only=config.in_stock_only
+    )
+    return {
+        "source": "realtime" if customer_pk is not None else "cold_start (unknown customer)",
+        "items": items,
+    }
