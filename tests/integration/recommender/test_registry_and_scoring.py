@@ -252,3 +252,16 @@ def test_configs_are_isolated(shop, config, config_name):
     registry.promote(version_id=version.pk)
     config.refresh_from_db()
     assert config.active_version_id is None
+
+
+def test_deleting_a_customer_or_product_still_removes_their_rows(shop, config):
+    """The rows have no database foreign keys (bulk-write speed): the ORM's cascade must hold."""
+    version = _trained(config)
+    scoring.score_all(version_id=version.pk)
+    customer = shop["customers"][0]
+    product_id = Recommendation.objects.filter(customer=customer).values_list("product_id", flat=True).first()
+    Customer.all_objects.filter(pk=customer.pk).delete()
+    assert not Recommendation.objects.filter(customer_id=customer.pk).exists()
+    type(shop["products"][0]).objects.filter(pk=product_id).delete()
+    assert not Recommendation.objects.filter(product_id=product_id).exists()
+    assert Recommendation.objects.count() > 0
