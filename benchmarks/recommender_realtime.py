@@ -15,10 +15,10 @@ Target: p95 ≤ 20 ms for the recommendations.
 from __future__ import annotations
 
 import argparse
-import shutil
 import http.client
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
