@@ -169,6 +169,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "segments.analytics_pipeline",
         "schedule": crontab(minute=30, hour=1),
     },
+    # Recommender: nightly training (then scoring and promotion), refresh of touched customers, lost chunks.
+    "recommender.train_all": {"task": "recommender.train_all", "schedule": crontab(minute=0, hour=1)},
+    "recommender.refresh_touched": {"task": "recommender.refresh_touched", "schedule": timedelta(minutes=2)},
+    "recommender.reconcile": {"task": "recommender.reconcile", "schedule": timedelta(minutes=5)},
 }
 
 # --- Email -------------------------------------------------------------------------------------
