@@ -15,7 +15,7 @@ from django.db.models import Sum
 
 from campaigns.models import Campaign, Send
 from campaigns.services.results import campaign_report
-from core.demo.context import DemoContext, rounded
+from core.demo.context import DemoContext, money, rounded
 from customers.models import Order
 from experiments.stats import (
     ConversionCounts,
@@ -77,15 +77,16 @@ def _comparison(result) -> dict[str, Any]:
 def analyse(campaign: Campaign) -> dict[str, Any]:
     outcomes = arm_outcomes(campaign)
     ab = ["B", "A"]
+    names = ["Variant B (bestsellers)", "Variant A (recommendations)"]
     conversions = [ConversionCounts(n=outcomes[a]["n"], conversions=outcomes[a]["converted"]) for a in ab]
     frequentist = analyze_experiment(
-        ab, conversions, metric="proportion", method="frequentist", metric_label="the order rate"
+        names, conversions, metric="proportion", method="frequentist", metric_label="the order rate"
     )
     bayesian = analyze_experiment(
-        ab, conversions, metric="proportion", method="bayesian", metric_label="the order rate"
+        names, conversions, metric="proportion", method="bayesian", metric_label="the order rate"
     )
     revenue = analyze_experiment(
-        ab,
+        names,
         [
             MetricSums(
                 n=outcomes[a]["n"], sum=outcomes[a]["revenue"], sum_squares=outcomes[a]["revenue_squares"]
@@ -97,7 +98,7 @@ def analyse(campaign: Campaign) -> dict[str, Any]:
         metric_label="revenue per customer",
     )
     lift = analyze_experiment(
-        ["control", "email"],
+        ["control group", "the email (A and B)"],
         [
             ConversionCounts(n=outcomes["control"]["n"], conversions=outcomes["control"]["converted"]),
             ConversionCounts(
@@ -137,7 +138,7 @@ def analyse(campaign: Campaign) -> dict[str, Any]:
             "expected": [rounded(e, 2) for e in srm.expected],
             "p_value": rounded(srm.p_value),
             "mismatch": srm.mismatch,
-            "warning": sample_ratio_warning(srm, list(ARMS)),
+            "warning": sample_ratio_warning(srm, [ARM_LABELS[a] for a in ARMS]),
         },
     }
 
@@ -210,7 +211,9 @@ def _funnel(report: dict[str, Any]) -> dict[str, Any]:
     """The campaign report's totals and per-variant rows (counts only, not its clock-based buckets)."""
 
     def pick(row: dict[str, Any]) -> dict[str, Any]:
-        return {k: row.get(k) for k in FUNNEL_KEYS}
+        picked = {k: row.get(k) for k in FUNNEL_KEYS}
+        picked["revenue"] = money(picked["revenue"])
+        return picked
 
     return {
         "totals": pick(report["totals"]),

@@ -58,6 +58,13 @@ class DemoContext:
         yield from tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True, file=sys.stderr)
 
 
+def money(value) -> str:
+    """A sum of money as text with two decimals (SQLite's sums carry a long tail of zeros)."""
+    from decimal import Decimal
+
+    return str(Decimal(str(value or 0)).quantize(Decimal("0.01")))
+
+
 def rounded(value: float | None, digits: int = 6) -> float | None:
     """Floats for the JSON: rounded so that the last bits of a BLAS sum never change the file."""
     if value is None:

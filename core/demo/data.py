@@ -20,7 +20,7 @@ from django.db.models import Sum
 
 from catalog.models import Product
 from catalog.services import upsert_products
-from core.demo.context import DemoContext
+from core.demo.context import DemoContext, money
 from customers.importers import import_file
 from customers.models import ConsentRecord, Customer, CustomerConsent, Order, OrderLine
 from loyalty.models import LoyaltyProgram, Membership, PointsTransaction, Tier
@@ -94,7 +94,7 @@ def import_retail(ctx: DemoContext) -> dict:
         "order_lines": OrderLine.objects.count(),
         "email_consent": {k: int(v) for k, v in sorted(consent.items())},
         "consent_records_demo": ConsentRecord.objects.filter(source="demo").count(),
-        "revenue": str(Order.objects.aggregate(s=Sum("total"))["s"] or Decimal(0)),
+        "revenue": money(Order.objects.aggregate(s=Sum("total"))["s"]),
     }
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal
 from email import message_from_bytes, policy
 from urllib.parse import urlsplit
 
@@ -36,7 +35,7 @@ from campaigns.models import Conversion, Send, TrackedLink, TrackingEvent
 from campaigns.tracking import tokens
 from campaigns.tracking.conversions import attribute_orders
 from catalog.models import Product
-from core.demo.context import DemoContext
+from core.demo.context import DemoContext, money
 from core.demo.data import sku_from_url
 from customers.models import Customer, Order, OrderLine
 from customers.services import ingest_orders
@@ -236,14 +235,12 @@ def run(ctx: DemoContext) -> None:
         "requests": simulated["requests"],
         "tracking": counts,
         "orders": len(order_ids),
-        "order_revenue": str(
-            Order.objects.filter(pk__in=order_ids).aggregate(s=Sum("total"))["s"] or Decimal(0)
-        ),
+        "order_revenue": money(Order.objects.filter(pk__in=order_ids).aggregate(s=Sum("total"))["s"]),
         "conversions": attributed["n"],
         "conversions_by_touch": dict(
             sorted(conversions.values_list("touch").annotate(n=Count("id")).order_by())
         ),
-        "attributed_revenue": str(attributed["revenue"] or Decimal(0)),
+        "attributed_revenue": money(attributed["revenue"]),
     }
     ctx.say(
         f"  {counts['opens_human']} human opens ({counts['opens_machine']} machine), "

@@ -176,7 +176,11 @@ def run(ctx: DemoContext) -> None:
         {
             "algorithm": r["algorithm"],
             **({"skipped": r["skipped"]} if "skipped" in r else {k: rounded(r[k]) for k in METRIC_KEYS}),
-            **({"selected_by_auto": bool(r.get("selected_by_auto"))} if "skipped" not in r else {}),
+            **(
+                {"selected_by_auto": bool(r.get("selected_by_auto")), "chosen": r is chosen}
+                if "skipped" not in r
+                else {}
+            ),
         }
         for r in results
     ]

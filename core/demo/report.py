@@ -53,9 +53,7 @@ def plot_models(recommender: dict[str, Any]) -> str:
     y = np.arange(len(rows))
     ax.barh(y + 0.2, [r[f"ndcg@{k}"] for r in rows], height=0.4, color=ACCENT, label=f"nDCG@{k}")
     ax.barh(y - 0.2, [r[f"recall@{k}"] for r in rows], height=0.4, color=MUTED, label=f"recall@{k}")
-    ax.set_yticks(
-        y, [f"{n}  (chosen)" if r.get("selected_by_auto") else n for n, r in zip(names, rows, strict=True)]
-    )
+    ax.set_yticks(y, [f"{n}  (chosen)" if r.get("chosen") else n for n, r in zip(names, rows, strict=True)])
     ax.set_xlabel(
         f"on the last {int(recommender['split']['test_ratio'] * 100)} % of purchases (temporal split)"
     )
@@ -160,7 +158,7 @@ def write_html(ctx: DemoContext) -> None:
         {
             "algorithm": r["algorithm"],
             "skipped": r.get("skipped"),
-            "chosen": r.get("selected_by_auto", False),
+            "chosen": r.get("chosen", False),
             "metrics": [
                 r.get(key) for key in (f"ndcg@{k}", f"precision@{k}", f"recall@{k}", f"map@{k}", "coverage")
             ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -78,6 +79,8 @@ def run_demo(options: DemoOptions, *, stdout: TextIO) -> DemoContext:
     from core.demo import analysis, analytics, campaign, data, engagement, recommend, report
 
     ctx = DemoContext(options=options, stdout=stdout)
+    for name in ("celery", "campaigns", "customers", "recommender", "segments", "loyalty"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # eager tasks log every call at INFO
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     reset_outputs(options.out)
     settings.EMAIL_FILE_PATH = str(options.out / "mail")
