@@ -1,5 +1,8 @@
 """Stage 6: did the recommendations beat the bestsellers? The test analysed with experiments.stats.
 
+The decision rests on the order rate (the primary metric, decided before looking); the share of
+customers who clicked and revenue per customer are shown beside it as secondary metrics.
+
 Intention to treat (ARCHITECTURE.md, "Attribution versus experiments"): every customer assigned
 to an arm counts, opened or not, with all their orders since the launch, not only the ones the
 campaign report attributes. Variant B (bestsellers) is the baseline, A (recommendations) the
@@ -13,7 +16,7 @@ from typing import Any
 
 from django.db.models import Sum
 
-from campaigns.models import Campaign, Send
+from campaigns.models import Campaign, Send, TrackingEvent, TrackingKind
 from campaigns.services.results import campaign_report
 from core.demo.context import DemoContext, money, rounded
 from customers.models import Order
@@ -44,13 +47,21 @@ def arm_outcomes(campaign: Campaign) -> dict[str, dict[str, Any]]:
         .annotate(total=Sum("total"))
         .order_by()
     }
-    outcomes = {arm: {"n": 0, "converted": 0, "revenue": 0.0, "revenue_squares": 0.0} for arm in ARMS}
+    clicked = set(
+        TrackingEvent.objects.filter(campaign=campaign, kind=TrackingKind.CLICK, machine=False).values_list(
+            "customer_id", flat=True
+        )
+    )
+    outcomes = {
+        arm: {"n": 0, "converted": 0, "clicked": 0, "revenue": 0.0, "revenue_squares": 0.0} for arm in ARMS
+    }
     for customer_id, arm in arm_of.items():
         if arm not in outcomes:
             continue
         value = revenue.get(customer_id)
         row = outcomes[arm]
         row["n"] += 1
+        row["clicked"] += customer_id in clicked
         if value is not None and value > 0:
             row["converted"] += 1
             row["revenue"] += value
@@ -85,6 +96,13 @@ def analyse(campaign: Campaign) -> dict[str, Any]:
     bayesian = analyze_experiment(
         names, conversions, metric="proportion", method="bayesian", metric_label="the order rate"
     )
+    clicks = analyze_experiment(
+        names,
+        [ConversionCounts(n=outcomes[a]["n"], conversions=outcomes[a]["clicked"]) for a in ab],
+        metric="proportion",
+        method="frequentist",
+        metric_label="the share of customers who clicked",
+    )
     revenue = analyze_experiment(
         names,
         [
@@ -118,6 +136,7 @@ def analyse(campaign: Campaign) -> dict[str, Any]:
         "arms": {
             a: {
                 "customers": outcomes[a]["n"],
+                "clicked": outcomes[a]["clicked"],
                 "ordered": outcomes[a]["converted"],
                 "order_rate": rounded(outcomes[a]["converted"] / outcomes[a]["n"])
                 if outcomes[a]["n"]
@@ -131,6 +150,7 @@ def analyse(campaign: Campaign) -> dict[str, Any]:
         },
         "order_rate_a_vs_b": _comparison(frequentist.comparisons[0]),
         "order_rate_a_vs_b_bayesian": _comparison(bayesian.comparisons[0]),
+        "click_rate_a_vs_b": _comparison(clicks.comparisons[0]),
         "revenue_per_customer_a_vs_b": _comparison(revenue.comparisons[0]),
         "email_vs_control": _comparison(lift.comparisons[0]),
         "sample_ratio": {
@@ -180,6 +200,7 @@ def run(ctx: DemoContext) -> None:
         )
     ctx.say(f"  {result['order_rate_a_vs_b']['verdict']}")
     ctx.say(f"  {result['order_rate_a_vs_b_bayesian']['verdict']}")
+    ctx.say(f"  {result['click_rate_a_vs_b']['verdict']}")
     if result["sample_ratio"]["warning"]:
         ctx.say(f"  {result['sample_ratio']['warning']}")
     else:

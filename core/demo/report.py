@@ -104,9 +104,10 @@ def plot_funnel(report: dict[str, Any]) -> str:
 def plot_effects(experiment: dict[str, Any]) -> str:
     rows = [
         ("Order rate, A vs B (points)", experiment["order_rate_a_vs_b"], 100),
+        ("Clicked, A vs B (points)", experiment["click_rate_a_vs_b"], 100),
         ("Order rate, email vs control (points)", experiment["email_vs_control"], 100),
     ]
-    fig, ax = plt.subplots(figsize=(7, 1.9))
+    fig, ax = plt.subplots(figsize=(7, 2.4))
     for i, (_label, comparison, scale) in enumerate(rows):
         if comparison["effect"] is None:
             continue

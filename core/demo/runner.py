@@ -81,6 +81,7 @@ def run_demo(options: DemoOptions, *, stdout: TextIO) -> DemoContext:
     ctx = DemoContext(options=options, stdout=stdout)
     for name in ("celery", "campaigns", "customers", "recommender", "segments", "loyalty"):
         logging.getLogger(name).setLevel(logging.WARNING)  # eager tasks log every call at INFO
+    logging.getLogger("kombu").setLevel(logging.ERROR)  # the in-memory broker of eager mode has no host
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     reset_outputs(options.out)
     settings.EMAIL_FILE_PATH = str(options.out / "mail")
