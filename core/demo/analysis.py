@@ -115,19 +115,21 @@ def analyse(campaign: Campaign) -> dict[str, Any]:
         method="frequentist",
         metric_label="revenue per customer",
     )
-    lift = analyze_experiment(
-        ["control group", "the email (A and B)"],
-        [
-            ConversionCounts(n=outcomes["control"]["n"], conversions=outcomes["control"]["converted"]),
-            ConversionCounts(
-                n=outcomes["A"]["n"] + outcomes["B"]["n"],
-                conversions=outcomes["A"]["converted"] + outcomes["B"]["converted"],
-            ),
-        ],
-        metric="proportion",
-        method="frequentist",
-        metric_label="the order rate",
-    )
+    lift = None
+    if outcomes["control"]["n"]:  # a tiny slice may leave the 10 % control group empty
+        lift = analyze_experiment(
+            ["control group", "the email (A and B)"],
+            [
+                ConversionCounts(n=outcomes["control"]["n"], conversions=outcomes["control"]["converted"]),
+                ConversionCounts(
+                    n=outcomes["A"]["n"] + outcomes["B"]["n"],
+                    conversions=outcomes["A"]["converted"] + outcomes["B"]["converted"],
+                ),
+            ],
+            metric="proportion",
+            method="frequentist",
+            metric_label="the order rate",
+        )
     control = float(campaign.control_percent)
     weights = [control, (100 - control) / 2, (100 - control) / 2]
     srm = check_sample_ratio([outcomes[a]["n"] for a in ARMS], weights)
@@ -152,7 +154,7 @@ def analyse(campaign: Campaign) -> dict[str, Any]:
         "order_rate_a_vs_b_bayesian": _comparison(bayesian.comparisons[0]),
         "click_rate_a_vs_b": _comparison(clicks.comparisons[0]),
         "revenue_per_customer_a_vs_b": _comparison(revenue.comparisons[0]),
-        "email_vs_control": _comparison(lift.comparisons[0]),
+        "email_vs_control": _comparison(lift.comparisons[0]) if lift is not None else None,
         "sample_ratio": {
             "observed": list(srm.observed),
             "expected": [rounded(e, 2) for e in srm.expected],

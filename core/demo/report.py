@@ -109,7 +109,7 @@ def plot_effects(experiment: dict[str, Any]) -> str:
     ]
     fig, ax = plt.subplots(figsize=(7, 2.4))
     for i, (_label, comparison, scale) in enumerate(rows):
-        if comparison["effect"] is None:
+        if comparison is None or comparison["effect"] is None:
             continue
         effect = comparison["effect"] * scale
         low, high = comparison["ci_low"] * scale, comparison["ci_high"] * scale
@@ -212,9 +212,12 @@ def print_summary(ctx: DemoContext) -> None:
         "",
         f"Open the report:  {ctx.out / 'report.html'}",
         f"Sample emails:    {ctx.out / 'eml'}",
-        "Open the admin:   make run   (then http://localhost:8000/admin/, "
-        f"login {DEMO_USER} / {DEMO_PASSWORD})",
-        "                  the demo's data is in out/demo.sqlite3; if PostgreSQL and Redis run on this machine,",
-        "                  `make run` uses them instead: DATABASE_URL=sqlite:///out/demo.sqlite3 make run shows the demo.",
+        f"Open the admin:   make run, then http://localhost:8000/admin/ (login {DEMO_USER} / {DEMO_PASSWORD})",
     ]
+    database = ctx.extras.get("database_file")
+    if database is not None:
+        lines.append(
+            "                  (with PostgreSQL and Redis running, `make run` uses them; "
+            f"DATABASE_URL=sqlite:///{database} make run opens the demo's data)"
+        )
     ctx.say("\n".join(lines))

@@ -86,6 +86,7 @@ def run_demo(options: DemoOptions, *, stdout: TextIO) -> DemoContext:
     reset_outputs(options.out)
     settings.EMAIL_FILE_PATH = str(options.out / "mail")
     database = fresh_database(options.out)
+    ctx.extras["database_file"] = _database_file()
     ctx.say(f"Reachly demo: seed {options.seed}, database {database}, output {options.out}")
     if not settings.CELERY_TASK_ALWAYS_EAGER:
         ctx.say("  (tasks go to the workers of CELERY_BROKER_URL; the demo waits for them)")
