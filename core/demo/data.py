@@ -13,10 +13,10 @@ import csv
 import io
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from django.conf import settings
-from django.db.models import Sum
+from django.db.models import Count, Sum
 
 from catalog.models import Product
 from catalog.services import upsert_products
@@ -38,11 +38,10 @@ def product_url(sku: str) -> str:
 
 
 def sku_from_url(url: str) -> str | None:
+    """The sku of a product URL (tracking adds UTM parameters, which are ignored), else None."""
     prefix = f"{SHOP_URL}/products/"
     if not url.startswith(prefix):
         return None
-    from urllib.parse import unquote, urlsplit
-
     return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
 
 
@@ -80,7 +79,10 @@ def import_retail(ctx: DemoContext) -> dict:
     skus = list(Product.objects.order_by("sku").values_list("sku", flat=True))
     upsert_products(rows=[{"sku": sku, "url": product_url(sku)} for sku in skus])
     consent = dict(
-        CustomerConsent.objects.filter(channel="email").values_list("status").annotate(n=Sum(1)).order_by()
+        CustomerConsent.objects.filter(channel="email")
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .order_by()
     )
     return {
         "source": str(RETAIL_FILE),
