@@ -17,8 +17,14 @@ class ProductAdmin(admin.ModelAdmin):
     list_display = ["sku", "name", "category_path", "brand", "price", "currency", "stock", "active"]
     list_filter = ["active", "brand", "currency"]
     search_fields = ["=sku", "name"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["created_at", "updated_at", "similar_products"]
     change_list_template = "admin/catalog/product/change_list.html"
+
+    @admin.display(description="Similar products")
+    def similar_products(self, obj):
+        from recommender.admin import similar_products_panel
+
+        return similar_products_panel(obj) if obj.pk else "—"
 
     def get_urls(self):
         return [

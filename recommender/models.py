@@ -59,6 +59,16 @@ class ModelVersion(models.Model):
     fit_seconds = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     promoted_at = models.DateTimeField(null=True, blank=True)
+    trained_at = models.DateTimeField(null=True, blank=True)
+    scored_at = models.DateTimeField(null=True, blank=True, help_text="When its recommendations were stored")
+    previous_version = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The version that was active when this one was promoted (rollback goes back to it)",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -68,14 +78,21 @@ class ModelVersion(models.Model):
 
 
 class Recommendation(models.Model):
-    """Top-N products per customer from one model version, written in bulk by `score_all`."""
+    """Top-N products per customer from one model version, written in bulk by `score_all`.
 
-    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="recommendations")
+    The foreign keys carry no index of their own: the unique (version, customer, rank) and the
+    (customer, version, rank) indexes cover every lookup, and each extra index slows the COPY of
+    millions of rows that a full scoring run writes.
+    """
+
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="recommendations", db_index=False
+    )
     customer = models.ForeignKey(
-        "customers.Customer", on_delete=models.CASCADE, related_name="recommendations"
+        "customers.Customer", on_delete=models.CASCADE, related_name="recommendations", db_index=False
     )
     rank = models.PositiveSmallIntegerField()
-    product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="+")
+    product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="+", db_index=False)
     score = models.FloatField()
     explanation = models.JSONField(default=dict, blank=True)
 
@@ -91,3 +108,82 @@ class Recommendation(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.rank} {self.product_id} for {self.customer_id}"
+
+
+class ScoringRun(models.Model):
+    """One `score_all` of a model version: its chunks, and whether to promote when they are done.
+
+    The database decides who scores what (chunk states with leases), so a task delivered twice
+    or a worker killed mid-chunk never loses or doubles a customer's rows.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="scoring_runs")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    promote_when_done = models.BooleanField(default=False)
+    chunks_total = models.PositiveIntegerField(default=0)
+    customers_total = models.PositiveIntegerField(default=0)
+    rows_written = models.PositiveBigIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_version"],
+                condition=Q(status="running"),
+                name="one_running_scoring_per_version",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"scoring of {self.model_version} ({self.status})"
+
+
+class ScoringChunk(models.Model):
+    """A slice ``[start, stop)`` of the model's customers; leased by the worker that scores it."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    run = models.ForeignKey(ScoringRun, on_delete=models.CASCADE, related_name="chunks")
+    number = models.PositiveIntegerField()
+    start = models.PositiveIntegerField()
+    stop = models.PositiveIntegerField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    rows_written = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [models.UniqueConstraint(fields=["run", "number"], name="scoring_chunk_unique")]
+
+    def __str__(self) -> str:
+        return f"chunk {self.number} of run {self.run_id} ({self.state})"
+
+
+class TouchedCustomer(models.Model):
+    """A customer with new events or orders since their recommendations were stored.
+
+    Filled by the ingest signals, drained by `recommender.refresh_touched` (beat): the table is
+    the queue, so a lost task or a Redis restart loses nothing.
+    """
+
+    customer = models.OneToOneField(
+        "customers.Customer", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    touched_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"customer #{self.customer_id} touched at {self.touched_at:%Y-%m-%d %H:%M}"

@@ -152,6 +152,10 @@ CELERY_BEAT_SCHEDULE = {
     "campaigns.dispatch_due": {"task": "campaigns.dispatch_due", "schedule": timedelta(minutes=1)},
     "campaigns.process_triggers": {"task": "campaigns.process_triggers", "schedule": timedelta(minutes=1)},
     "campaigns.attribute_orders": {"task": "campaigns.attribute_orders", "schedule": timedelta(minutes=5)},
+    # Recommender: nightly training (then scoring and promotion), refresh of touched customers, lost chunks.
+    "recommender.train_all": {"task": "recommender.train_all", "schedule": crontab(minute=0, hour=1)},
+    "recommender.refresh_touched": {"task": "recommender.refresh_touched", "schedule": timedelta(minutes=2)},
+    "recommender.reconcile": {"task": "recommender.reconcile", "schedule": timedelta(minutes=5)},
 }
 
 # --- Email -------------------------------------------------------------------------------------

@@ -1,0 +1,240 @@
+"""Recommendations for one customer or product, as the API serves them.
+
+Stored rows of the active version first (through the campaigns' selector, so the API and a
+campaign show the same list); customers without stored rows are scored in real time against
+the active model (their current history folded in); unknown customers get the cold-start list;
+without any active model, the popularity list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+
+import numpy as np
+from django.db.models import Q
+
+from catalog.models import Product
+from customers.models import Customer
+from recommender import selectors
+from recommender.engine.base import BaseRecommender
+from recommender.engine.types import REASON_TEXT, Reason
+from recommender.models import ModelVersion, Recommendation, RecommenderConfig
+from recommender.services import artifacts, data
+from recommender.services.scoring import REASON_CODES, rules_for
+
+FLAGS_TTL_SECONDS = 60.0
+UNKNOWN_CUSTOMER = -1
+_flags: dict[int, float] = {}
+_flags_lock = threading.Lock()
+
+
+class ConfigNotFound(LookupError):
+    pass
+
+
+def resolve_config(name: str | None) -> RecommenderConfig | None:
+    if name:
+        config = RecommenderConfig.objects.filter(name=name).select_related("active_version").first()
+        if config is None:
+            raise ConfigNotFound(name)
+        return config
+    return selectors.default_config()
+
+
+def serving_model(version: ModelVersion) -> BaseRecommender:
+    """The cached model, its stock and activity flags re-read at most once a minute."""
+    model = artifacts.load_model(version=version)
+    now = time.monotonic()
+    with _flags_lock:
+        stale = now - _flags.get(version.pk, -1e9) > FLAGS_TTL_SECONDS
+        if stale:
+            _flags[version.pk] = now
+    if stale:
+        model.num_threads = 1
+        fresh = data.catalog_flags(model.interactions_.item_ids)
+        base = model.catalog_ if model.catalog_ is not None else fresh
+        model.catalog_ = dataclasses.replace(base, in_stock=fresh.in_stock, active=fresh.active)
+    return model
+
+
+def _allowed(*, category: str | None, in_stock_only: bool) -> Q:
+    rules = selectors.RecommendationRules(
+        categories=(category,) if category else (), in_stock_only=in_stock_only
+    )
+    return selectors._product_filter(rules)
+
+
+def _explanation(reason: int, because_pk: int | None, names: dict[int, tuple[str, str]]) -> dict:
+    reason_enum = Reason(int(reason))
+    template = REASON_TEXT[reason_enum]
+    body: dict = {"reason": REASON_CODES[reason_enum]}
+    if because_pk is not None and because_pk in names and "{item}" in template:
+        sku, name = names[because_pk]
+        body.update(text=template.format(item=name or sku), because=[sku])
+    else:
+        body["text"] = REASON_TEXT[Reason.MATCHES_YOUR_TASTE] if "{item}" in template else template
+    return body
+
+
+def customer_recommendations(
+    *, external_id: str, n: int, category: str | None = None, config: RecommenderConfig | None = None
+) -> dict:
+    in_stock_only = config.in_stock_only if config is not None else True
+    customer_pk = Customer.objects.filter(external_id=external_id).values_list("pk", flat=True).first()
+    version_id = config.active_version_id if config is not None else None
+    result = {"customer": external_id, "model_version": version_id, "source": "popular", "items": []}
+    if (
+        customer_pk is not None
+        and version_id is not None
+        and Recommendation.objects.filter(model_version_id=version_id, customer_id=customer_pk).exists()
+    ):
+        rules = selectors.RecommendationRules(
+            n=n, categories=(category,) if category else (), in_stock_only=in_stock_only
+        )
+        cards = selectors.recommendations_for(customer_ids=[customer_pk], rules=rules, config=config)
+        result.update(source="stored", items=cards[customer_pk])
+        return result
+    if version_id is not None:
+        model = serving_model(config.active_version)
+        result["source"] = "realtime" if customer_pk is not None else "cold_start"
+        result["items"] = _realtime(
+            model, config=config, customer_pk=customer_pk, n=n, category=category, in_stock_only=in_stock_only
+        )
+    if len(result["items"]) < n:
+        _top_up(result["items"], customer_pk=customer_pk, n=n, category=category, in_stock_only=in_stock_only)
+    return result
+
+
+def _realtime(model, *, config, customer_pk, n: int, category: str | None, in_stock_only: bool) -> list[dict]:
+    interactions = model.interactions_
+    histories = None
+    ids = np.asarray([UNKNOWN_CUSTOMER if customer_pk is None else customer_pk], dtype=np.int64)
+    if customer_pk is not None and interactions.user_index.get(customer_pk) is None:
+        histories = data.history_rows(customer_ids=[customer_pk], item_ids=interactions.item_ids)
+    pool = n if not category else max(n * 5, 100)
+    batch = model.recommend(ids, pool, rules=rules_for(config), histories=histories)
+    cols = batch.items[0]
+    keep = cols >= 0
+    item_ids = np.asarray(batch.item_ids)
+    pks = item_ids[cols[keep]].astype(np.int64).tolist()
+    scores = batch.scores[0][keep].tolist()
+    reasons = batch.reasons[0][keep].tolist()
+    because = [int(item_ids[b]) if b >= 0 else None for b in batch.because[0][keep].tolist()]
+    allowed = {
+        p.pk: p
+        for p in Product.objects.filter(_allowed(category=category, in_stock_only=in_stock_only), pk__in=pks)
+    }
+    names = {
+        pk: (sku, name)
+        for pk, sku, name in Product.objects.filter(pk__in=[b for b in because if b is not None]).values_list(
+            "pk", "sku", "name"
+        )
+    }
+    cards = []
+    for pk, score, reason, source in zip(pks, scores, reasons, because, strict=True):
+        product = allowed.get(pk)
+        if product is None:
+            continue
+        cards.append(
+            selectors.product_card(
+                product, score=float(score), explanation=_explanation(reason, source, names)
+            )
+        )
+        if len(cards) >= n:
+            break
+    return cards
+
+
+def _top_up(cards: list[dict], *, customer_pk, n: int, category: str | None, in_stock_only: bool) -> None:
+    rules = selectors.RecommendationRules(
+        n=n, categories=(category,) if category else (), in_stock_only=in_stock_only
+    )
+    bought: set[int] = set()
+    if customer_pk is not None:
+        bought = selectors._recent_purchases([customer_pk]).get(customer_pk, set())
+    have = {card["sku"] for card in cards}
+    for product in selectors.popular_products(rules=rules, limit=n * 3):
+        if len(cards) >= n:
+            break
+        if product.sku in have or product.pk in bought:
+            continue
+        cards.append(
+            selectors.product_card(
+                product, score=None, explanation={"reason": "popular", "text": "Popular right now"}
+            )
+        )
+        have.add(product.sku)
+
+
+def similar_products(*, product: Product, n: int, config: RecommenderConfig | None = None) -> dict:
+    """Products most like this one by the active model; same-category best sellers otherwise."""
+    result = {"sku": product.sku, "model_version": None, "source": "category", "items": []}
+    in_stock_only = config.in_stock_only if config is not None else True
+    if config is not None and config.active_version_id is not None:
+        model = serving_model(config.active_version)
+        similar = model.similar_items(np.asarray([product.pk], dtype=np.int64), n * 3)
+        pairs = [(int(pk), score) for pk, score in similar.to_lists()[0] if np.isfinite(score)]
+        if pairs:
+            allowed = {
+                p.pk: p
+                for p in Product.objects.filter(
+                    _allowed(category=None, in_stock_only=in_stock_only), pk__in=[pk for pk, _ in pairs]
+                ).exclude(pk=product.pk)
+            }
+            text = REASON_TEXT[Reason.SIMILAR_PRODUCT].format(item=product.name or product.sku)
+            for pk, score in pairs:
+                if pk in allowed and len(result["items"]) < n:
+                    result["items"].append(
+                        selectors.product_card(
+                            allowed[pk],
+                            score=float(score),
+                            explanation={"reason": "similar_product", "text": text, "because": [product.sku]},
+                        )
+                    )
+            result.update(model_version=config.active_version_id, source="model")
+    if len(result["items"]) < n and product.category_path:
+        rules = selectors.RecommendationRules(
+            n=n, categories=(product.category_path,), in_stock_only=in_stock_only, exclude_skus=(product.sku,)
+        )
+        have = {card["sku"] for card in result["items"]}
+        for peer in selectors.popular_products(rules=rules, limit=n * 2):
+            if len(result["items"]) >= n:
+                break
+            if peer.sku not in have:
+                result["items"].append(
+                    selectors.product_card(
+                        peer,
+                        score=None,
+                        explanation={"reason": "same_category", "text": f"Also in {product.category_path}"},
+                    )
+                )
+                have.add(peer.sku)
+    return result
+
+
+def preview_for_customer(*, version: ModelVersion, external_id: str, n: int = 10) -> dict:
+    """What one version (active or not) gives a customer: its stored rows, else real-time scoring."""
+    config = version.config
+    customer_pk = Customer.objects.filter(external_id=external_id).values_list("pk", flat=True).first()
+    if customer_pk is not None:
+        rows = list(
+            Recommendation.objects.filter(model_version=version, customer_id=customer_pk)
+            .select_related("product")
+            .order_by("rank")[:n]
+        )
+        if rows:
+            items = [
+                selectors.product_card(row.product, score=row.score, explanation=row.explanation or {})
+                for row in rows
+            ]
+            return {"source": "stored", "items": items}
+    model = serving_model(version)
+    items = _realtime(
+        model, config=config, customer_pk=customer_pk, n=n, category=None, in_stock_only=config.in_stock_only
+    )
+    return {
+        "source": "realtime" if customer_pk is not None else "cold_start (unknown customer)",
+        "items": items,
+    }

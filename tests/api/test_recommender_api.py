@@ -1,0 +1,164 @@
+"""The recommendation API: stored lists, real-time fallback, cold start, similar products, registry."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from access.models import AuditEntry
+from customers.models import Customer, Event
+from recommender.models import ModelVersion, RecommenderConfig
+from recommender.services import registry, scoring
+from tests.integration.recommender.shop import build_shop
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def served(settings, tmp_path):
+    """A shop with a trained, scored and promoted item-kNN model."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    shop = build_shop()
+    config = RecommenderConfig.objects.create(
+        name="default", algorithm="item_knn", params={"neighbours": 20}, is_default=True, items_per_customer=8
+    )
+    version = registry.train(config_id=config.pk)
+    scoring.score_all(version_id=version.pk, promote_when_done=True)
+    return {**shop, "config": config, "version": version}
+
+
+def test_stored_recommendations(api, served):
+    customer = served["customers"][0]
+    response = api.get(f"/api/v1/customers/{customer.external_id}/recommendations?n=4&context=email")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["source"] == "stored" and body["model_version"] == served["version"].pk
+    assert body["context"] == "email"
+    assert len(body["items"]) == 4
+    assert body["items"][0]["explanation"].startswith("Because you bought")
+    home = {p.sku for p in served["by_category"][0]}
+    assert {item["sku"] for item in body["items"]} <= home  # customer 0 buys mugs
+
+
+def test_category_filter(api, served):
+    customer = served["customers"][0]
+    response = api.get(
+        f"/api/v1/customers/{customer.external_id}/recommendations/", {"n": 3, "category": "Garden"}
+    )
+    assert response.status_code == 200
+    items = response.json()["items"]
+    assert len(items) == 3 and all(item["category"].startswith("Garden") for item in items)
+
+
+def test_realtime_for_customer_without_stored_rows(api, served):
+    newcomer = Customer.objects.create(external_id="new-1", email="new-1@example.com")
+    puzzles = served["by_category"][2]
+    Event.objects.bulk_create(
+        [
+            Event(
+                customer=newcomer,
+                type="view",
+                product=p,
+                occurred_at=timezone.now(),
+                idempotency_key=f"rt-{p.pk}",
+            )
+            for p in puzzles[:3]
+        ]
+    )
+    response = api.get("/api/v1/customers/new-1/recommendations?n=5")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["source"] == "realtime"
+    skus = [item["sku"] for item in body["items"]]
+    assert len(skus) == 5 and not {p.sku for p in puzzles[:3]} & set(skus)
+    assert sum(sku.startswith("SKU-2-") for sku in skus) >= 3
+    assert any(item["explanation"].startswith("Because you bought") for item in body["items"])
+
+
+def test_unknown_customer_gets_the_cold_start_list(api, served):
+    response = api.get("/api/v1/customers/nobody-knows-me/recommendations?n=6")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["source"] == "cold_start" and len(body["items"]) == 6
+    assert body["items"][0]["explanation"] == "Popular right now"
+
+
+def test_without_a_model_the_popular_list(api, db):
+    build_shop(customers=5)
+    response = api.get("/api/v1/customers/c0001/recommendations?n=3")
+    assert response.status_code == 200
+    assert response.json()["source"] == "popular" and len(response.json()["items"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("n=0", "n"), ("n=abc", "n"), ("n=101", "n"), ("context=fridge", "context"), ("config=nope", "config")],
+)
+def test_bad_parameters_are_field_errors(api, served, query, field):
+    response = api.get(f"/api/v1/customers/c0001/recommendations?{query}")
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+def test_similar_products(api, served):
+    mug = served["by_category"][0][0]
+    response = api.get(f"/api/v1/products/{mug.sku}/similar?n=4")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["source"] == "model" and len(body["items"]) == 4
+    assert mug.sku not in {item["sku"] for item in body["items"]}
+    assert all(item["sku"].startswith("SKU-0-") for item in body["items"])
+    assert api.get("/api/v1/products/NO-SUCH-SKU/similar").status_code == 404
+    assert api.get(f"/api/v1/products/{mug.sku}/similar?n=-1").status_code == 400
+
+
+def test_models_list_promote_rollback_and_train(api, served, django_capture_on_commit_callbacks):
+    config, first = served["config"], served["version"]
+    response = api.get("/api/v1/recommender/models/")
+    assert response.status_code == 200
+    listed = response.json()
+    assert listed[0]["id"] == first.pk and listed[0]["is_active"] is True
+    assert "ndcg@10" in listed[0]["metrics"]
+    assert api.get("/api/v1/recommender/models/?status=bogus").status_code == 400
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(f"/api/v1/recommender/configs/{config.pk}/train/")
+    assert response.status_code == 202, response.content
+    second_id = response.json()["version"]["id"]
+    second = ModelVersion.objects.get(pk=second_id)
+    assert second.status == ModelVersion.Status.READY  # eager worker in tests: trained, scored, promoted
+    config.refresh_from_db()
+    assert config.active_version_id == second.pk
+
+    response = api.post(f"/api/v1/recommender/configs/{config.pk}/rollback/")
+    assert response.status_code == 200 and response.json()["id"] == first.pk
+    response = api.post(f"/api/v1/recommender/models/{second.pk}/promote/")
+    assert response.status_code == 200 and response.json()["is_active"] is True
+    assert AuditEntry.objects.filter(action="recommender.promoted", api_key_name="test-integration").exists()
+
+    failed = ModelVersion.objects.create(config=config, algorithm="als", status=ModelVersion.Status.FAILED)
+    assert api.post(f"/api/v1/recommender/models/{failed.pk}/promote/").status_code == 409
+    assert api.post("/api/v1/recommender/models/999999/promote/").status_code == 404
+    assert api.post("/api/v1/recommender/configs/999999/rollback/").status_code == 404
+
+
+def test_scopes(make_api_client, served):
+    reader = make_api_client("recommendations:read", name="reader")
+    assert reader.get("/api/v1/customers/c0001/recommendations").status_code == 200
+    assert reader.post(f"/api/v1/recommender/models/{served['version'].pk}/promote/").status_code == 403
+    other = make_api_client("customers:read", name="other")
+    assert other.get("/api/v1/customers/c0001/recommendations").status_code == 403
+    assert other.get("/api/v1/recommender/models/").status_code == 403
+
+
+def test_paths_are_in_the_openapi_schema(api):
+    response = api.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    text = response.content.decode()
+    for fragment in (
+        "/api/v1/customers/{external_id}/recommendations",
+        "/api/v1/products/{sku}/similar",
+        "/api/v1/recommender/models/",
+        "/api/v1/recommender/configs/{id}/train/",
+    ):
+        assert fragment in text
