@@ -13,19 +13,15 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from django.db import transaction
-from django.db.models import F
 
 from catalog.models import Product
 from core.demo.context import DemoContext, rounded
-from customers.models import Customer, OrderLine
+from customers.models import OrderLine
 from recommender.engine.evaluate import evaluate, format_table
-from recommender.engine.registry import make_recommender
-from recommender.engine.rules import RecommendationRules
 from recommender.engine.split import temporal_split
 from recommender.engine.types import InteractionLog, ItemCatalog
-from recommender.engine.weighting import build_interactions
 from recommender.models import ModelVersion, Recommendation, RecommenderConfig
+from recommender.services import registry, scoring
 
 K = 10
 TEST_RATIO = 0.25
@@ -92,76 +88,34 @@ def choose(results: list[dict[str, Any]]) -> dict[str, Any]:
     return scored[0]
 
 
-def train_and_score(
-    ctx: DemoContext, *, algorithm: str, params: dict[str, Any], lines: dict[str, np.ndarray], metrics: dict
-) -> dict[str, Any]:
-    """Train on every purchase and store each customer's top products.
+def train_and_score(ctx: DemoContext, *, algorithm: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Train the chosen algorithm on every purchase and store each customer's top products.
 
-    Isolated so that it can be replaced by `recommender.services` (train + score_all) when that lands:
-    it writes exactly what those services write (config, version, the Recommendation rows).
+    The recommender's own services, as the nightly task and the admin's "train" button run them:
+    a `default` config, `train` (which also measures validation metrics on the training data),
+    then `score_all`, which writes the `Recommendation` rows and promotes the version.
     """
-    interactions = build_interactions(
-        user_ids=lines["users"],
-        item_ids=lines["items"],
-        quantities=lines["quantities"],
-        timestamps=lines["timestamps"],
-        item_universe=product_catalog().item_ids,
-    )
-    model = make_recommender(algorithm, params, num_threads=1, seed=ctx.seed)
-    model.fit(interactions, catalog=product_catalog())
     config = RecommenderConfig.objects.create(
         name="default",
         algorithm=algorithm,
         params=params,
         items_per_customer=ITEMS_PER_CUSTOMER,
+        exclude_purchased=True,
         is_default=True,
     )
-    version = ModelVersion.objects.create(
-        config=config,
-        algorithm=algorithm,
-        params=params,
-        status=ModelVersion.Status.READY,
-        metrics=metrics,
-        n_customers=int(interactions.n_users),
-        n_products=int(interactions.n_items),
-        n_interactions=int(interactions.matrix.nnz),
-    )
-    customers = dict(Customer.objects.values_list("external_id", "pk"))
-    products = dict(Product.objects.values_list("sku", "pk"))
-    names = dict(Product.objects.values_list("sku", "name"))
-    users = np.asarray(sorted(customers), dtype=object)
-    rows = interactions.user_rows(users)
-    rules = RecommendationRules(exclude_seen=True)
-    # Customers the model knows stream by chunk; the others (only cancellations) get the cold-start list.
-    batches = list(model.iter_batches(rows[rows >= 0], n=ITEMS_PER_CUSTOMER, rules=rules))
-    if (rows < 0).any():
-        batches.append(model.recommend(users[rows < 0], n=ITEMS_PER_CUSTOMER, rules=rules))
-    written = 0
-    with transaction.atomic():
-        for batch in ctx.progress(batches, total=len(batches), desc="storing recommendations"):
-            objects = []
-            for user, recs in zip(batch.user_ids.tolist(), batch.to_lists(), strict=True):
-                for rank, rec in enumerate(recs, start=1):
-                    because = [names.get(item, str(item)) for item in rec.explanation.items]
-                    objects.append(
-                        Recommendation(
-                            model_version=version,
-                            customer_id=customers[user],
-                            rank=rank,
-                            product_id=products[rec.item],
-                            score=float(rec.score),
-                            explanation={"text": rec.explanation.describe(names), "because": because},
-                        )
-                    )
-            Recommendation.objects.bulk_create(objects, batch_size=2000)
-            written += len(objects)
-        RecommenderConfig.objects.filter(pk=config.pk).update(active_version=version)
-        ModelVersion.objects.filter(pk=version.pk).update(promoted_at=F("created_at"))
+    version = registry.train(config_id=config.pk, validate=True, num_threads=1)
+    if version.status != ModelVersion.Status.READY:
+        raise RuntimeError(f"training the {algorithm} model failed: {version.error}")
+    run = scoring.score_all(version_id=version.pk, promote_when_done=True)
+    if run.status != run.Status.DONE:
+        raise RuntimeError(f"scoring failed: {run.error}")
+    config.refresh_from_db()
+    stored = Recommendation.objects.filter(model_version=config.active_version_id)
     return {
         "algorithm": algorithm,
         "params": params,
-        "customers_scored": len(users),
-        "recommendations": written,
+        "customers_scored": stored.values("customer_id").distinct().count(),
+        "recommendations": stored.count(),
         "items_per_customer": ITEMS_PER_CUSTOMER,
     }
 
@@ -185,9 +139,7 @@ def run(ctx: DemoContext) -> None:
         for r in results
     ]
     metrics = {k: rounded(chosen[k]) for k in METRIC_KEYS}
-    scored = train_and_score(
-        ctx, algorithm=chosen["algorithm"], params=chosen["params"], lines=lines, metrics=metrics
-    )
+    scored = train_and_score(ctx, algorithm=chosen["algorithm"], params=chosen["params"])
     ctx.report["recommender"] = {
         "split": {"method": "temporal", "test_ratio": TEST_RATIO, **ctx.extras["split"]},
         "k": K,

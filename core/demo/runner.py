@@ -17,7 +17,7 @@ from core.demo.context import DemoContext, DemoOptions
 
 DEMO_USER, DEMO_PASSWORD = "demo", "demo-pass-2026"
 #: What the demo writes into the output directory (and removes before a run; nothing else there).
-OUTPUTS = ("mail", "eml", "report.html", "demo-report.json", "demo-timings.json")
+OUTPUTS = ("mail", "eml", "media", "report.html", "demo-report.json", "demo-timings.json")
 
 
 class DemoRefused(RuntimeError):
@@ -85,6 +85,7 @@ def run_demo(options: DemoOptions, *, stdout: TextIO) -> DemoContext:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     reset_outputs(options.out)
     settings.EMAIL_FILE_PATH = str(options.out / "mail")
+    settings.MEDIA_ROOT = str(options.out / "media")  # model artifacts, next to the database they belong to
     database = fresh_database(options.out)
     ctx.extras["database_file"] = _database_file()
     ctx.say(f"Reachly demo: seed {options.seed}, database {database}, output {options.out}")
