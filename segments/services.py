@@ -1,3 +1,4 @@
+# ruff: noqa: S608 - the SQL below interpolates only constants (table names, fixed join clauses).
 """Writes of segments: rule checks, materialised refreshes, static uploads, touched customers.
 
 A refresh is one transaction under a PostgreSQL advisory lock keyed by the segment:
@@ -302,6 +303,7 @@ def refresh_touched(*, batch: int = TOUCHED_BATCH, max_batches: int = 50) -> dic
                 try:
                     result = refresh_segment(segment_id=pk, customer_ids=ids)
                 except Exception:  # noqa: BLE001 - recorded on the segment; others go on
+                    logger.exception("incremental refresh of segment %s failed", pk)
                     continue
                 totals["entered"] += result.entered
                 totals["exited"] += result.exited
