@@ -152,6 +152,9 @@ CELERY_BEAT_SCHEDULE = {
     "campaigns.dispatch_due": {"task": "campaigns.dispatch_due", "schedule": timedelta(minutes=1)},
     "campaigns.process_triggers": {"task": "campaigns.process_triggers", "schedule": timedelta(minutes=1)},
     "campaigns.attribute_orders": {"task": "campaigns.attribute_orders", "schedule": timedelta(minutes=5)},
+    # Segments: drain customers touched by ingest; a full refresh (relative dates move) every hour.
+    "segments.refresh_touched": {"task": "segments.refresh_touched", "schedule": timedelta(minutes=1)},
+    "segments.refresh_all": {"task": "segments.refresh_all", "schedule": crontab(minute=7)},
 }
 
 # --- Email -------------------------------------------------------------------------------------

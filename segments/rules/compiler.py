@@ -154,13 +154,13 @@ class Compiler:
                 c.op, "iendswith"
             )
             matched = Q(_lookup(_typeof(node), "exact", "string")) & Q(_lookup(text, lookup, c.value))
-            return ~matched if c.op == "not_contains" else matched
+            return ~(matched & has_key) if c.op == "not_contains" else matched
         if c.op in ("eq", "neq"):
             matched = Q(_lookup(node, "exact", _json(c.value)))
-            return matched if c.op == "eq" else ~matched
+            return matched if c.op == "eq" else ~(matched & has_key)
         if c.op in ("in", "not_in"):
             matched = Q(_lookup(node, "in", list(c.value)))
-            return matched if c.op == "in" else ~matched
+            return matched if c.op == "in" else ~(matched & has_key)
         guard = Q(_lookup(_typeof(node), "exact", "number"))
         if c.op == "between":
             return (
