@@ -239,7 +239,8 @@ def mark_queued(*, segment_ids: list[int]) -> None:
 
 _TOUCH_SQL = """
     INSERT INTO segments_touchedcustomer (customer_id, touched_at)
-    SELECT DISTINCT {column}, clock_timestamp() FROM {table} WHERE id = ANY(%s)
+    SELECT t.customer_id, clock_timestamp()
+    FROM (SELECT DISTINCT {column} AS customer_id FROM {table} WHERE id = ANY(%s)) t
     ON CONFLICT (customer_id) DO UPDATE SET touched_at = EXCLUDED.touched_at
 """
 
@@ -265,7 +266,7 @@ def touch_customers(*, customer_ids: list[int]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             """INSERT INTO segments_touchedcustomer (customer_id, touched_at)
-               SELECT DISTINCT unnest(%s::bigint[]), clock_timestamp()
+               SELECT t.id, clock_timestamp() FROM (SELECT DISTINCT unnest(%s::bigint[]) AS id) t
                ON CONFLICT (customer_id) DO UPDATE SET touched_at = EXCLUDED.touched_at""",
             [list(customer_ids)],
         )
