@@ -156,6 +156,9 @@ CELERY_BEAT_SCHEDULE = {
     "recommender.train_all": {"task": "recommender.train_all", "schedule": crontab(minute=0, hour=1)},
     "recommender.refresh_touched": {"task": "recommender.refresh_touched", "schedule": timedelta(minutes=2)},
     "recommender.reconcile": {"task": "recommender.reconcile", "schedule": timedelta(minutes=5)},
+    # Segments: drain customers touched by ingest; a full refresh (relative dates move) every hour.
+    "segments.refresh_touched": {"task": "segments.refresh_touched", "schedule": timedelta(minutes=1)},
+    "segments.refresh_all": {"task": "segments.refresh_all", "schedule": crontab(minute=7)},
 }
 
 # --- Email -------------------------------------------------------------------------------------
