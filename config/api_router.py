@@ -12,6 +12,7 @@ API_APPS = [
     "webhooks",
     "recommender",
     "segments",
+    "segments.features",
     "campaigns",
     "experiments",
 ]

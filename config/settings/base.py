@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "webhooks",
     "recommender",
     "segments",
+    "segments.features",
     "campaigns",
     "experiments",
 ]
@@ -159,6 +160,8 @@ CELERY_BEAT_SCHEDULE = {
     # Segments: drain customers touched by ingest; a full refresh (relative dates move) every hour.
     "segments.refresh_touched": {"task": "segments.refresh_touched", "schedule": timedelta(minutes=1)},
     "segments.refresh_all": {"task": "segments.refresh_all", "schedule": crontab(minute=7)},
+    # Customer analytics: features + RFM, clusters, churn and CLV, chained, every night.
+    "segments.analytics_pipeline": {"task": "segments.analytics_pipeline", "schedule": crontab(minute=30, hour=1)},
 }
 
 # --- Email -------------------------------------------------------------------------------------
