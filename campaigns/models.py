@@ -294,6 +294,9 @@ class Arm(models.TextChoices):
     VARIANT = "variant", "Variant"
     CONTROL = "control", "Control group"
     HOLDOUT = "holdout", "Global holdout"
+    # Test-then-send: outside the test sample; waits for the winner, then gets its content.
+    # Not randomised between variants, so experiments leave these rows out of the comparison.
+    ROLLOUT = "rollout", "Winner roll-out"
 
 
 class Send(models.Model):

@@ -18,18 +18,19 @@ from experiments.assignment import GLOBAL_HOLDOUT_SALT, assign_variant, assignme
 HOLDOUT = "holdout"
 CONTROL = "control"
 VARIANT = "variant"
+ROLLOUT = "rollout"
 
 
 @dataclass(frozen=True)
 class ArmDesign:
     salt: str
-    weights: Sequence[int]
+    weights: Sequence[float]
     control_percent: float
     holdout_percent: float
     holdout_salt: str
 
     @classmethod
-    def for_campaign(cls, campaign, weights: Sequence[int]) -> ArmDesign:
+    def for_campaign(cls, campaign, weights: Sequence[float]) -> ArmDesign:
         return cls(
             salt=campaign.assignment_salt,
             weights=tuple(weights),

@@ -37,7 +37,7 @@ from campaigns.models import (
     Variant,
 )
 from campaigns.services import eligibility
-from campaigns.services.assignment import CONTROL, HOLDOUT, ArmDesign, assign_arm
+from campaigns.services.assignment import CONTROL, HOLDOUT, ROLLOUT, ArmDesign, assign_arm
 from campaigns.services.lifecycle import TransitionError, move
 from customers.models import Customer, EventType, PushSubscription
 from segments.selectors import audience
@@ -109,6 +109,11 @@ def launch_problems(campaign: Campaign) -> dict[str, list[str]]:
             add("trigger_kind", "Choose what triggers the campaign.")
     if campaign.cap_messages is not None and campaign.cap_period_hours == 0:
         add("cap_period_hours", "A frequency cap needs a period of at least one hour.")
+    from experiments.services.design import experiment_problems
+
+    for field, messages in experiment_problems(campaign=campaign, variants=variants).items():
+        for message in messages:
+            add(field, message)
     return problems
 
 
@@ -124,6 +129,9 @@ def launch_campaign(*, campaign: Campaign) -> Campaign:
     now = timezone.now()
     kind = campaign.schedule_kind
     extra = {"launched_at": now}
+    from experiments.services.design import start_experiment
+
+    start_experiment(campaign=campaign)
     if kind == ScheduleKind.NOW:
         run = CampaignRun.objects.create(campaign=campaign, key=ONE_OFF_KEY, scheduled_for=now)
         campaign = move(campaign=campaign, to=CampaignStatus.SENDING, extra=extra)
@@ -203,7 +211,13 @@ class LedgerWriter:
     def __init__(self, campaign: Campaign):
         self.campaign = campaign
         self.variants: list[Variant] = list(campaign.variants.order_by("id"))
-        self.design = ArmDesign.for_campaign(campaign, [v.weight for v in self.variants])
+        from experiments.services.design import ledger_plan
+
+        # An experiment may hold back the rest of the audience (test-then-send) or set the
+        # weights of this run (bandit); without one, the variants' own weights split everyone.
+        self.plan = ledger_plan(campaign=campaign, variants=self.variants)
+        weights = self.plan.weights if self.plan.weights else [v.weight for v in self.variants]
+        self.design = ArmDesign.for_campaign(campaign, weights)
         self.channel = campaign.channel
 
     def due_for(self, run: CampaignRun, row: AudienceRow) -> datetime:
@@ -237,6 +251,10 @@ class LedgerWriter:
                 verdict = eligibility.Verdict(SendState.HELD_OUT, "global holdout")
             elif verdict is None and arm == CONTROL:
                 verdict = eligibility.Verdict(SendState.HELD_OUT, "control group")
+            if index is not None and self.plan.holds_back(row.customer_id):
+                # Outside the test sample: no due time until the winner is chosen and released.
+                arm, variant_id = ROLLOUT, self.plan.waiting_variant_id
+                verdict = verdict or eligibility.Verdict(SendState.DEFERRED, self.plan.waiting_reason, None)
             verdict = (
                 verdict
                 or eligibility.cap_verdict(campaign=self.campaign, usage=usage.get(row.customer_id))
@@ -244,7 +262,9 @@ class LedgerWriter:
                     campaign=self.campaign, due=entry.due, customer_timezone=row.timezone, now=now
                 )
             )
-            arm_value = {HOLDOUT: Arm.HOLDOUT, CONTROL: Arm.CONTROL}.get(arm, Arm.VARIANT)
+            arm_value = {HOLDOUT: Arm.HOLDOUT, CONTROL: Arm.CONTROL, ROLLOUT: Arm.ROLLOUT}.get(
+                arm, Arm.VARIANT
+            )
             rows.append(
                 (
                     entry.run_id,

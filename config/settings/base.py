@@ -162,6 +162,8 @@ CELERY_BEAT_SCHEDULE = {
     "segments.refresh_all": {"task": "segments.refresh_all", "schedule": crontab(minute=7)},
     # Customer analytics: features + RFM, clusters, churn and CLV, chained, every night.
     "segments.analytics_pipeline": {"task": "segments.analytics_pipeline", "schedule": crontab(minute=30, hour=1)},
+    # Experiments: test-then-send winners whose window has passed.
+    "experiments.decide_due": {"task": "experiments.decide_due", "schedule": timedelta(minutes=1)},
 }
 
 # --- Email -------------------------------------------------------------------------------------
@@ -241,6 +243,8 @@ DELIVERY_WEBHOOK_SECRET = env("DELIVERY_WEBHOOK_SECRET", default="")
 CAMPAIGN_SEND_RATES = env.dict("CAMPAIGN_SEND_RATES", cast={"value": float}, default={})
 # Share of all customers who get no campaign at all (the global holdout, in percent).
 CAMPAIGN_GLOBAL_HOLDOUT_PERCENT = env.float("CAMPAIGN_GLOBAL_HOLDOUT_PERCENT", default=0.0)
+# Its hash salt: changing it reassigns who is held out (experiments/assignment.py).
+CAMPAIGN_GLOBAL_HOLDOUT_SALT = env("CAMPAIGN_GLOBAL_HOLDOUT_SALT", default="global-holdout")
 # Sending pipeline: rows per chunk, lease per chunk, senders per campaign, seconds per task.
 CAMPAIGN_CHUNK_SIZE = env.int("CAMPAIGN_CHUNK_SIZE", default=200)
 CAMPAIGN_LEASE_SECONDS = env.int("CAMPAIGN_LEASE_SECONDS", default=120)

@@ -1,0 +1,326 @@
+"""An experiment's results: per-variant totals, effects with intervals, SRM, guardrails, verdict, series.
+
+Every figure comes from `experiments.stats.analyze_experiment`, the same call the winner flow and
+the command line use. The default variant is the baseline of every comparison (it is what would be
+sent if nothing won). Effects are reported both absolute and relative; the headline uses the
+experiment's choice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from campaigns.models import Variant
+from experiments import selectors
+from experiments.models import Experiment, Metric, Mode
+from experiments.selectors import CONTROL_KEY, ArmTotals, Timeline
+from experiments.services.design import ordered_variants
+from experiments.stats import ConversionCounts, ExperimentAnalysis, MetricSums, analyze_experiment
+from experiments.stats.verdict import display_name
+
+MAX_SERIES_POINTS = 45
+
+#: metric -> (stats metric, the count of a proportion, the label in sentences)
+METRICS = {
+    Metric.OPEN_RATE: ("proportion", "opens_human", "open rate"),
+    Metric.CLICK_RATE: ("proportion", "clicks", "click rate"),
+    Metric.CONVERSION_RATE: ("proportion", "conversions", "conversion rate"),
+    Metric.REVENUE_PER_RECIPIENT: ("mean", None, "revenue per recipient"),
+}
+
+
+def metric_label(metric: str) -> str:
+    return METRICS[metric][2]
+
+
+def stats_input(arm: ArmTotals, metric: str) -> ConversionCounts | MetricSums:
+    kind, count_field, _ = METRICS[metric]
+    if kind == "proportion":
+        return ConversionCounts(n=arm.n, conversions=getattr(arm, count_field))
+    return MetricSums(n=arm.n, sum=arm.revenue, sum_squares=arm.revenue_squares)
+
+
+def analyze(
+    arms: Sequence[ArmTotals],
+    *,
+    metric: str,
+    method: str,
+    alpha: float,
+    correction: str,
+    relative: bool,
+    weights: Sequence[float] | None = None,
+    planned_sample_size: int = 5000,
+) -> ExperimentAnalysis | None:
+    """The analysis of these arms (the first is the baseline), or None while an arm is too small."""
+    minimum = 2 if METRICS[metric][0] == "mean" else 1
+    if len(arms) < 2 or any(arm.n < minimum for arm in arms):
+        return None
+    if method == "bayesian":
+        correction = "none"
+    return analyze_experiment(
+        [arm.name for arm in arms],
+        [stats_input(arm, metric) for arm in arms],
+        metric=METRICS[metric][0],
+        method=method,
+        relative=relative,
+        alpha=alpha,
+        correction=correction,
+        weights=weights,
+        planned_sample_size=max(planned_sample_size, 2),
+        metric_label=metric_label(metric),
+    )
+
+
+def arms_for(experiment: Experiment, variants: Sequence[Variant]) -> list[ArmTotals]:
+    return [
+        ArmTotals(key=str(v.pk), name=v.name, variant_id=v.pk, weight=float(v.weight))
+        for v in ordered_variants(experiment, variants)
+    ]
+
+
+def decisive(comparison) -> int:
+    """+1 if the comparison shows the variant better, -1 worse, 0 no clear difference (verdict rules)."""
+    c = comparison
+    if c.effect is None or c.ci_low is None or c.ci_high is None:
+        return 0
+    if c.chance_to_win is not None and c.p_value is None:
+        threshold = 1 - (1 - (c.confidence_level or 0.95)) / 2
+        return 1 if c.chance_to_win >= threshold else (-1 if c.chance_to_win <= 1 - threshold else 0)
+    return 1 if c.ci_low > 0 else (-1 if c.ci_high < 0 else 0)
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def guardrails(experiment: Experiment, arms: Sequence[ArmTotals]) -> list[dict]:
+    checks = []
+    for field, count, label in (
+        ("max_unsubscribe_rate", "unsubscribes", "unsubscribe rate"),
+        ("max_complaint_rate", "complaints", "complaint rate"),
+    ):
+        limit = getattr(experiment, field)
+        if limit is None:
+            continue
+        for arm in arms:
+            rate = getattr(arm, count) / arm.n if arm.n else None
+            checks.append(
+                {
+                    "arm": arm.name,
+                    "variant_id": arm.variant_id,
+                    "metric": label,
+                    "rate": rate,
+                    "limit": float(limit),
+                    "breached": rate is not None and rate > float(limit),
+                }
+            )
+    return checks
+
+
+def _comparisons(
+    absolute: ExperimentAnalysis, relative: ExperimentAnalysis, headline_relative: bool
+) -> list[dict]:
+    out = []
+    for abs_c, rel_c in zip(absolute.comparisons, relative.comparisons, strict=True):
+        head = rel_c if headline_relative else abs_c
+        c = head.comparison
+        out.append(
+            {
+                "variant": head.variant,
+                "baseline": head.baseline,
+                "effect": _finite(c.effect),
+                "ci": [c.ci_low, c.ci_high] if c.ci is not None else None,
+                "absolute_effect": _finite(abs_c.comparison.effect),
+                "absolute_ci": list(abs_c.comparison.ci) if abs_c.comparison.ci else None,
+                "relative_effect": _finite(rel_c.comparison.effect),
+                "relative_ci": list(rel_c.comparison.ci) if rel_c.comparison.ci else None,
+                "confidence_level": c.confidence_level,
+                "p_value": c.p_value,
+                "chance_to_win": c.chance_to_win,
+                "expected_loss": c.expected_loss,
+                "direction": decisive(c),
+                "verdict": head.verdict,
+                "note": c.note,
+            }
+        )
+    return out
+
+
+def overall_verdict(analysis: ExperimentAnalysis | None, *, final: bool, label: str) -> str:
+    if analysis is None:
+        return f"Not enough data yet: every variant needs recipients before {label} can be compared."
+    sentences = [c.verdict for c in analysis.comparisons]
+    clear = [c.verdict for c in analysis.comparisons if decisive(c.comparison) != 0]
+    prefix = f"{analysis.srm_warning} " if analysis.srm_warning else ""
+    if clear:
+        return prefix + " ".join(clear)
+    lead = "No clear difference." if final else "No clear difference yet."
+    return prefix + " ".join([lead, *sentences])
+
+
+def series(
+    experiment: Experiment,
+    items: Sequence[Timeline],
+    arms: Sequence[ArmTotals],
+    *,
+    window: timedelta,
+    now: datetime,
+) -> list[dict]:
+    """The cumulative effect of each variant at the end of every day since the first send."""
+    if not items:
+        return []
+    first = min(t.start for t in items)
+    last = min(now, max(t.start for t in items) + window)
+    day = first.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    moments = []
+    while day < last:
+        moments.append(day)
+        day += timedelta(days=1)
+    moments.append(last)
+    if len(moments) > MAX_SERIES_POINTS:
+        stride = math.ceil(len(moments) / MAX_SERIES_POINTS)
+        moments = moments[::-1][::stride][::-1]
+        if moments[-1] != last:
+            moments.append(last)
+    points = []
+    for moment, at in zip(
+        moments, selectors.totals_over_time(items, arms, window=window, moments=moments), strict=True
+    ):
+        analysis = analyze(
+            at,
+            metric=experiment.metric,
+            method=experiment.method,
+            alpha=float(experiment.alpha),
+            correction=experiment.correction,
+            relative=experiment.relative,
+            planned_sample_size=experiment.planned_sample_size,
+        )
+        if analysis is None:
+            continue
+        points.append(
+            {
+                "at": moment.isoformat(),
+                "recipients": sum(a.n for a in at),
+                "comparisons": [
+                    {
+                        "variant": c.variant,
+                        "effect": _finite(c.comparison.effect),
+                        "ci_low": c.comparison.ci_low,
+                        "ci_high": c.comparison.ci_high,
+                    }
+                    for c in analysis.comparisons
+                ],
+            }
+        )
+    return points
+
+
+def control_report(experiment: Experiment) -> dict | None:
+    """Sending against not sending: everyone treated versus the campaign's control group (ITT)."""
+    campaign = experiment.campaign
+    if not campaign.control_percent or experiment.metric in (Metric.OPEN_RATE, Metric.CLICK_RATE):
+        return None
+    items = selectors.control_timelines(campaign=campaign)
+    window = timedelta(hours=campaign.conversion_window_hours)
+    arms = [
+        ArmTotals(
+            key=CONTROL_KEY, name="Control group", variant_id=None, weight=float(campaign.control_percent)
+        ),
+        ArmTotals(
+            key="treated",
+            name="Everyone sent to",
+            variant_id=None,
+            weight=100 - float(campaign.control_percent),
+        ),
+    ]
+    arms = selectors.totals(items, arms, window=window)
+    common = {
+        "metric": experiment.metric,
+        "method": "frequentist",
+        "alpha": float(experiment.alpha),
+        "correction": "none",
+        "weights": [a.weight for a in arms],
+    }
+    absolute = analyze(arms, relative=False, **common)
+    relative = analyze(arms, relative=True, **common)
+    analysis = relative if experiment.relative else absolute
+    return {
+        "arms": [a.as_dict() for a in arms],
+        "comparison": _comparisons(absolute, relative, experiment.relative)[0]
+        if analysis is not None
+        else None,
+        "verdict": overall_verdict(analysis, final=False, label=metric_label(experiment.metric)),
+    }
+
+
+def experiment_results(
+    *, experiment: Experiment, with_series: bool = True, now: datetime | None = None
+) -> dict:
+    """Everything the results page and the API show, as plain JSON-ready data."""
+    now = now or timezone.now()
+    campaign = experiment.campaign
+    variants = list(campaign.variants.all())
+    arms = arms_for(experiment, variants)
+    window = timedelta(hours=campaign.conversion_window_hours)
+    items = selectors.variant_timelines(campaign=campaign, variants=variants)
+    totals = selectors.totals(items, arms, window=window)
+    bandit = experiment.mode == Mode.BANDIT
+    common = {
+        "metric": experiment.metric,
+        "method": experiment.method,
+        "alpha": float(experiment.alpha),
+        "correction": experiment.correction,
+        "planned_sample_size": experiment.planned_sample_size,
+        # Bandit weights move from run to run, so the configured weights say nothing about the split.
+        "weights": None if bandit else [a.weight for a in totals],
+    }
+    absolute = analyze(totals, relative=False, **common)
+    relative = analyze(totals, relative=True, **common)
+    headline = relative if experiment.relative else absolute
+    label = metric_label(experiment.metric)
+    srm = None
+    if headline is not None and not bandit:
+        check = headline.sample_ratio
+        srm = {
+            "p_value": check.p_value,
+            "mismatch": check.mismatch,
+            "observed": list(check.observed),
+            "expected": [round(e, 2) for e in check.expected],
+            "warning": headline.srm_warning,
+        }
+    final = experiment.state == "decided" or campaign.status in ("sent", "cancelled")
+    return {
+        "experiment": experiment.pk,
+        "campaign": campaign.pk,
+        "campaign_name": campaign.name,
+        "mode": experiment.mode,
+        "state": experiment.state,
+        "metric": experiment.metric,
+        "metric_label": label,
+        "method": experiment.method,
+        "alpha": float(experiment.alpha),
+        "correction": experiment.correction if experiment.method != "bayesian" else "none",
+        "relative": experiment.relative,
+        "baseline": display_name(totals[0].name) if totals else None,
+        "arms": [a.as_dict() for a in totals],
+        "comparisons": _comparisons(absolute, relative, experiment.relative) if headline is not None else [],
+        "srm": srm,
+        "srm_note": "Not checked for a bandit: its split changes from run to run by design."
+        if bandit
+        else None,
+        "guardrails": guardrails(experiment, totals),
+        "verdict": overall_verdict(headline, final=final, label=label),
+        "control": control_report(experiment),
+        "series": series(experiment, items, totals, window=window, now=now) if with_series else None,
+        "decision": {
+            "winner": experiment.winner.name if experiment.winner_id else None,
+            "winner_id": experiment.winner_id,
+            "reason": experiment.decision_reason,
+            "decided_at": experiment.decided_at.isoformat() if experiment.decided_at else None,
+        },
+        "allocation": experiment.allocation or None,
+    }
