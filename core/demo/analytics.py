@@ -1,122 +1,83 @@
 """Stage 3: who the customers are. RFM groups, behavioural clusters, lifetime value, segments.
 
-RFM and clusters are computed on the retail customers with the pure `segments.analytics` code and
-written to `CustomerFeatures`, as of the day after the sample's last order (so the numbers do not
-depend on when the demo runs). Lifetime value needs a year of history and the sample covers two
-weeks, so BG/NBD and Gamma-Gamma are fitted on a synthetic year from `core.synthetic` instead, and
+RFM groups and clusters come from the customer analytics services (`segments.features.services`:
+RFM quintiles in SQL, k-means on the stored features), as of the day after the sample's last
+order, so the numbers do not depend on when the demo runs. The segments are written in the rule
+language (`segments.rules`) and refreshed by the segments services. Lifetime value needs a year
+of history and the sample covers two weeks, so BG/NBD and Gamma-Gamma are fitted on a synthetic year from `core.synthetic` instead, and
 the report says so; the retail customers' CLV stays empty rather than invented.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
-from decimal import Decimal
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
-from django.db import transaction
-from django.db.models import Count, Max, Min, Q, Sum
-from django.utils import timezone
+from django.db import connection, transaction
+from django.db.models import Max
 
 from core.demo.context import DemoContext, rounded
 from core.synthetic import SyntheticConfig, collect
-from customers.models import Customer, Order
+from customers.models import Order
 from segments.analytics import (
-    DEFAULT_RFM_MAPPING,
     ModelFitError,
     build_customer_summary,
-    cluster_customers,
     customer_lifetime_value,
     fit_bgnbd,
     fit_gamma_gamma,
-    quintile_scores,
 )
+from segments.features.services import compute_clusters, compute_features
 from segments.models import CustomerFeatures, Segment, SegmentMembership
+from segments.rules.compiler import matching_customers
+from segments.services import clean_rules, refresh_segment
 
-FEATURE_NAMES = ("recency_days", "frequency", "monetary", "average_order_value")
-LOG_FEATURES = ("frequency", "monetary", "average_order_value")
 FM_STEPS = tuple(x / 2 for x in range(2, 11))  # 1, 1.5, ..., 5
 
 
-def customer_table() -> dict[str, Any]:
-    """Per customer with at least one placed order: recency, order count, net revenue, basket."""
-    placed = Q(orders__status__in=["placed", "paid", "fulfilled"])
+def observation_end() -> datetime:
+    """Midnight after the sample's last order: what "today" is for recency."""
+    last = Order.objects.aggregate(last=Max("placed_at"))["last"]
+    return datetime.combine(last.astimezone(UTC).date() + timedelta(days=1), time.min, tzinfo=UTC)
+
+
+def features(ctx: DemoContext, as_of: datetime) -> dict[str, Any]:
+    """RFM and order features, then clusters, through the analytics services."""
+    run = compute_features(as_of=as_of)
+    if run.state != run.State.SUCCEEDED:
+        raise RuntimeError(f"the features run failed: {run.error}")
+    clusters = compute_clusters(k_range=(2, 6), seed=ctx.seed)
+    if clusters.state != clusters.State.SUCCEEDED:
+        raise RuntimeError(f"the clusters run failed: {clusters.error}")
     rows = list(
-        Customer.objects.annotate(
-            n_orders=Count("orders", filter=placed),
-            revenue=Sum("orders__total"),
-            first=Min("orders__placed_at", filter=placed),
-            last=Max("orders__placed_at", filter=placed),
-        )
-        .filter(n_orders__gt=0)
-        .order_by("pk")
-        .values_list("pk", "n_orders", "revenue", "first", "last")
+        CustomerFeatures.objects.filter(frequency__gt=0, rfm_r__isnull=False)
+        .order_by("customer_id")
+        .values_list("rfm_r", "rfm_f", "rfm_m", "rfm_group")
     )
-    end = max(r[4] for r in rows).date() + timedelta(days=1)
-    ids = np.asarray([r[0] for r in rows])
-    frequency = np.asarray([r[1] for r in rows], dtype=float)
-    monetary = np.asarray([max(float(r[2] or 0), 0.0) for r in rows])
-    recency = np.asarray([(end - r[4].date()).days for r in rows], dtype=float)
+    grid = np.zeros((5, len(FM_STEPS)), dtype=int)
+    for r, f, m, _ in rows:
+        grid[5 - r, FM_STEPS.index((f + m) / 2)] += 1
+    summary = clusters.summary
     return {
-        "ids": ids,
-        "frequency": frequency,
-        "monetary": monetary,
-        "recency_days": recency,
-        "average_order_value": monetary / frequency,
-        "first": [r[3] for r in rows],
-        "last": [r[4] for r in rows],
-        "observation_end": end,
+        "customers": len(rows),
+        "groups": Counter(row[3] for row in rows),
+        "grid": grid,
+        "k": int(summary["k"]),
+        "silhouette": {k: rounded(v, 4) for k, v in sorted(summary["silhouette"].items())},
+        "profiles": [
+            {
+                "cluster": int(p["cluster"]),
+                "customers": int(p["customers"]),
+                "description": p["description"],
+                "mean": {k: rounded(v, 2) for k, v in p["mean"].items()},
+            }
+            for p in summary["profiles"]
+        ],
     }
 
 
-def rfm(table: dict[str, Any]) -> dict[str, Any]:
-    ids = table["ids"]
-    r = quintile_scores(table["recency_days"], tiebreak=ids, descending=True)
-    f = quintile_scores(table["frequency"], tiebreak=ids)
-    m = quintile_scores(table["monetary"], tiebreak=ids)
-    groups = DEFAULT_RFM_MAPPING.assign(r, f, m)
-    grid = np.zeros((5, len(FM_STEPS)), dtype=int)
-    for ri, fm in zip(r, (f + m) / 2, strict=True):
-        grid[5 - ri, FM_STEPS.index(fm)] += 1
-    return {"r": r, "f": f, "m": m, "groups": groups, "grid": grid}
-
-
-def clusters(ctx: DemoContext, table: dict[str, Any]):
-    features = np.column_stack([table[name] for name in FEATURE_NAMES])
-    return cluster_customers(
-        features, FEATURE_NAMES, log_features=LOG_FEATURES, seed=ctx.seed, k_range=(2, 6), n_init=4
-    )
-
-
-def write_features(table: dict[str, Any], scores: dict[str, Any], labels: np.ndarray) -> int:
-    """Bulk-write the features. Isolated so that the segments app's feature service can replace it."""
-    now = timezone.now()
-    rows = [
-        CustomerFeatures(
-            customer_id=int(cid),
-            recency_days=int(table["recency_days"][i]),
-            frequency=int(table["frequency"][i]),
-            monetary=Decimal(str(round(table["monetary"][i], 2))),
-            average_order_value=Decimal(str(round(table["average_order_value"][i], 2))),
-            first_order_at=table["first"][i],
-            last_order_at=table["last"][i],
-            rfm_r=int(scores["r"][i]),
-            rfm_f=int(scores["f"][i]),
-            rfm_m=int(scores["m"][i]),
-            rfm_group=str(scores["groups"][i]),
-            cluster=int(labels[i]),
-            computed_at=now,
-        )
-        for i, cid in enumerate(table["ids"].tolist())
-    ]
-    with transaction.atomic():
-        CustomerFeatures.objects.all().delete()
-        CustomerFeatures.objects.bulk_create(rows, batch_size=2000)
-    return len(rows)
-
-
-def lifetime_value(ctx: DemoContext, table: dict[str, Any]) -> dict[str, Any]:
+def lifetime_value(ctx: DemoContext, as_of: datetime) -> dict[str, Any]:
     """BG/NBD + Gamma-Gamma: tried on the retail sample, shown on a synthetic year."""
     retail_orders = list(
         Order.objects.filter(status__in=["placed", "paid", "fulfilled"], total__gt=0).values_list(
@@ -127,7 +88,7 @@ def lifetime_value(ctx: DemoContext, table: dict[str, Any]) -> dict[str, Any]:
         [o[0] for o in retail_orders],
         [o[1].date() for o in retail_orders],
         [float(o[2]) for o in retail_orders],
-        observation_end=table["observation_end"] - timedelta(days=1),
+        observation_end=as_of.date() - timedelta(days=1),
         time_unit="days",
     )
     span = (max(o[1] for o in retail_orders) - min(o[1] for o in retail_orders)).days + 1
@@ -205,12 +166,12 @@ SEGMENTS = (
     (
         "Champions",
         "RFM group Champions: bought recently, often and for the most.",
-        {"all": [{"field": "rfm_group", "op": "eq", "value": "Champions"}]},
+        {"all": [{"field": "rfm.group", "op": "eq", "value": "Champions"}]},
     ),
     (
         "Slipping valuables",
         "At risk or Can't lose them: good customers who have gone quiet.",
-        {"any": [{"field": "rfm_group", "op": "in", "value": ["At risk", "Can't lose them"]}]},
+        {"any": [{"field": "rfm.group", "op": "in", "value": ["At risk", "Can't lose them"]}]},
     ),
     (
         "Silver and Gold members",
@@ -220,81 +181,63 @@ SEGMENTS = (
     (
         "Big baskets",
         "Average order value of 300 or more.",
-        {"all": [{"field": "orders.average_value", "op": "gte", "value": 300}]},
+        {"all": [{"field": "order.aov", "op": "gte", "value": 300}]},
     ),
 )
 
 
-def _members_query(name: str):
-    """The rule of each demo segment as a query (what the rule language compiles them to)."""
-    if name == "Email subscribers":
-        return Customer.objects.filter(consents__channel="email", consents__status="granted")
-    if name == "Champions":
-        return Customer.objects.filter(features__rfm_group="Champions")
-    if name == "Slipping valuables":
-        return Customer.objects.filter(features__rfm_group__in=["At risk", "Can't lose them"])
-    if name == "Silver and Gold members":
-        return Customer.objects.filter(memberships__tier__name__in=["Silver", "Gold"])
-    if name == "Big baskets":
-        return Customer.objects.filter(features__average_order_value__gte=300)
-    raise KeyError(name)
+def materialise(segment: Segment, *, now: datetime) -> int:
+    """Write a new segment's members: the segments service on PostgreSQL, else the compiled rule.
 
-
-def refresh_segments() -> dict[str, int]:
-    """Create the demo's rule segments and materialise their members.
-
-    Isolated so that the segments app's rule compiler and refresh service can replace it: the rules
-    above are stored on each segment; the queries here are what those rules mean.
+    `refresh_segment` takes a PostgreSQL advisory lock and diffs through a temporary table; on the
+    embedded SQLite default the same compiled rule (`matching_customers`, one query) is inserted in
+    bulk instead. Isolated so that it goes once the refresh service runs on SQLite too.
     """
-    now = timezone.now()
-    counts: dict[str, int] = {}
+    if connection.vendor == "postgresql":
+        return refresh_segment(segment_id=segment.pk, now=now).member_count
+    ids = sorted(matching_customers(segment.rules, now=now).values_list("pk", flat=True).distinct())
     with transaction.atomic():
-        for name, description, rules in SEGMENTS:
-            segment = Segment.objects.create(name=name, description=description, rules=rules)
-            ids = sorted(set(_members_query(name).values_list("pk", flat=True)))
-            SegmentMembership.objects.bulk_create(
-                [SegmentMembership(segment=segment, customer_id=cid, entered_at=now) for cid in ids],
-                batch_size=2000,
-            )
-            Segment.objects.filter(pk=segment.pk).update(member_count=len(ids), refreshed_at=now)
-            counts[name] = len(ids)
+        SegmentMembership.objects.bulk_create(
+            [SegmentMembership(segment=segment, customer_id=cid, entered_at=now) for cid in ids],
+            batch_size=2000,
+        )
+        Segment.objects.filter(pk=segment.pk).update(
+            member_count=len(ids), refreshed_at=now, refresh_state=Segment.RefreshState.IDLE
+        )
+    return len(ids)
+
+
+def create_segments(as_of: datetime) -> dict[str, int]:
+    """The demo's rule segments, validated by the rule language and refreshed."""
+    counts: dict[str, int] = {}
+    for name, description, rules in SEGMENTS:
+        clean_rules(rules=rules)
+        segment = Segment.objects.create(
+            name=name, description=description, kind=Segment.Kind.DYNAMIC, rules=rules
+        )
+        counts[name] = materialise(segment, now=as_of)
     return counts
 
 
 def run(ctx: DemoContext) -> None:
-    table = customer_table()
-    scores = rfm(table)
-    found = clusters(ctx, table)
-    written = write_features(table, scores, found.labels)
-    groups = Counter(scores["groups"].tolist())
-    ctx.extras["rfm_grid"] = scores["grid"]
-    ctx.extras["cluster_profiles"] = found.profiles
-    clv = lifetime_value(ctx, table)
-    segments = refresh_segments()
+    as_of = observation_end()
+    found = features(ctx, as_of)
+    ctx.extras["rfm_grid"] = found["grid"]
+    clv = lifetime_value(ctx, as_of)
+    segments = create_segments(as_of)
+    groups = found["groups"]
     ctx.report["analytics"] = {
-        "customers_with_orders": written,
-        "observation_end": table["observation_end"].isoformat(),
+        "customers_with_orders": found["customers"],
+        "observation_end": as_of.date().isoformat(),
         "rfm_groups": dict(sorted(groups.items())),
-        "rfm_grid": {"rows": "R 5..1", "columns": "FM 1..5 in half steps", "counts": scores["grid"].tolist()},
-        "clusters": {
-            "k": int(found.k),
-            "silhouette": {str(k): rounded(v, 4) for k, v in sorted(found.silhouette.items())},
-            "profiles": [
-                {
-                    "cluster": int(p.cluster),
-                    "customers": int(p.customers),
-                    "description": p.description,
-                    "mean": {k: rounded(v, 2) for k, v in p.mean.items()},
-                }
-                for p in found.profiles
-            ],
-        },
+        "rfm_grid": {"rows": "R 5..1", "columns": "FM 1..5 in half steps", "counts": found["grid"].tolist()},
+        "clusters": {"k": found["k"], "silhouette": found["silhouette"], "profiles": found["profiles"]},
         "clv": clv,
         "segments": segments,
     }
     ctx.say(
-        f"  RFM: {', '.join(f'{g} {n}' for g, n in groups.most_common(5))}, ...; {found.k} clusters "
-        f"(silhouette {found.silhouette.get(found.k, float('nan')):.2f})"
+        f"  RFM: {', '.join(f'{g} {n}' for g, n in groups.most_common(5))}, ...; {found['k']} clusters "
+        f"(silhouette {found['silhouette'].get(str(found['k']), float('nan')):.2f})"
     )
     ctx.say(
         f"  CLV on a synthetic year ({clv['synthetic']['customers']} customers): BG/NBD r={clv['bgnbd']['r']}, "

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -326,7 +326,7 @@ def _datetime(value):
     if value is None or isinstance(value, datetime):
         return value
     parsed = datetime.fromisoformat(str(value))
-    return timezone.make_aware(parsed, timezone.UTC) if timezone.is_naive(parsed) else parsed
+    return timezone.make_aware(parsed, UTC) if timezone.is_naive(parsed) else parsed
 
 
 def _write_features_portable(*, select: str, params: dict[str, Any]) -> int:
