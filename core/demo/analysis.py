@@ -20,6 +20,8 @@ from campaigns.models import Campaign, Send, TrackingEvent, TrackingKind
 from campaigns.services.results import campaign_report
 from core.demo.context import DemoContext, money, rounded
 from customers.models import Order
+from experiments.models import Experiment
+from experiments.services.results import experiment_results
 from experiments.stats import (
     ConversionCounts,
     MetricSums,
@@ -186,10 +188,42 @@ def verdict(result: dict[str, Any]) -> str:
     )
 
 
+def product_results(campaign: Campaign) -> dict[str, Any]:
+    """What the experiment's results page shows (experiments.services.results), for the report.
+
+    The product counts the recipients of each variant and their orders within the conversion
+    window after their send; the analysis above counts everyone assigned, control group included.
+    """
+    experiment = Experiment.objects.get(campaign=campaign)
+    results = experiment_results(experiment=experiment, with_series=False)
+    return {
+        "experiment": experiment.pk,
+        "metric": results["metric_label"],
+        "baseline": results["baseline"],
+        "arms": [
+            {k: (rounded(v) if isinstance(v, float) else v) for k, v in arm.items()}
+            for arm in results["arms"]
+        ],
+        "comparisons": [
+            {
+                "variant": c["variant"],
+                "effect": rounded(c["effect"]),
+                "ci": [rounded(x) for x in c["ci"]] if c["ci"] else None,
+                "p_value": rounded(c["p_value"]),
+                "verdict": c["verdict"],
+            }
+            for c in results["comparisons"]
+        ],
+        "verdict": results["verdict"],
+        "admin_path": f"/admin/experiments/experiment/{experiment.pk}/results/",
+    }
+
+
 def run(ctx: DemoContext) -> None:
     campaign = Campaign.objects.get(pk=ctx.extras["campaign_id"])
     result = analyse(campaign)
     result["decision"] = verdict(result)
+    result["product_results"] = product_results(campaign)
     report = campaign_report(campaign=campaign)
     ctx.extras["campaign_report"] = report
     ctx.report["campaign"]["report"] = _funnel(report)
@@ -208,6 +242,10 @@ def run(ctx: DemoContext) -> None:
     else:
         ctx.say(f"  Sample ratio check passed (chi-square p = {result['sample_ratio']['p_value']:.2f}).")
     ctx.say(f"  Verdict: {result['decision']}")
+    ctx.say(
+        f"  The experiment's results page ({result['product_results']['admin_path']}), recipients only: "
+        f"{result['product_results']['verdict']}"
+    )
 
 
 FUNNEL_KEYS = (

@@ -20,6 +20,7 @@ from campaigns.models import Campaign, CampaignStatus, Send, Variant
 from campaigns.services.launch import launch_campaign
 from catalog.models import Product
 from core.demo.context import DemoContext
+from experiments.models import Correction, Experiment, Method, Metric, Mode
 from segments.models import Segment
 
 AUDIENCE_SEGMENT = "Email subscribers"
@@ -105,13 +106,23 @@ def create_campaign(ctx: DemoContext) -> Campaign:
         preheader="Four gift ideas based on what you love",
         html=HTML_A,
     )
-    Variant.objects.create(
+    bestseller = Variant.objects.create(
         campaign=campaign,
         name="B",
         weight=1,
         subject="Our Christmas bestsellers",
         preheader="The four gifts everyone is buying",
         html=bestseller_template(bestsellers()),
+    )
+    # The experiment's design, fixed before launch as the admin's inline does: B is the baseline.
+    Experiment.objects.create(
+        campaign=campaign,
+        mode=Mode.AB,
+        metric=Metric.CONVERSION_RATE,
+        method=Method.FREQUENTIST,
+        relative=False,
+        correction=Correction.NONE,
+        default_variant=bestseller,
     )
     return campaign
 
