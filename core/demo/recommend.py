@@ -116,6 +116,9 @@ def train_and_score(ctx: DemoContext, *, algorithm: str, params: dict[str, Any])
         "params": params,
         "customers_scored": stored.values("customer_id").distinct().count(),
         "recommendations": stored.count(),
+        # How personal the lists are: a model that fell back to popularity shows everyone the same few.
+        "distinct_first_products": stored.filter(rank=1).values("product_id").distinct().count(),
+        "distinct_top4_products": stored.filter(rank__lte=4).values("product_id").distinct().count(),
         "items_per_customer": ITEMS_PER_CUSTOMER,
     }
 

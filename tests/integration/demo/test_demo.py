@@ -118,6 +118,9 @@ def test_every_recommender_is_compared_and_the_chosen_one_scored_everyone(report
     assert report["analytics"]["customers_with_orders"] <= chosen["customers_scored"] <= CUSTOMERS
     assert chosen["customers_scored"] <= chosen["recommendations"]
     assert chosen["recommendations"] <= chosen["customers_scored"] * chosen["items_per_customer"]
+    # Personal lists, not everyone's bestsellers (a model trained on near-zero weights would be).
+    assert chosen["distinct_first_products"] >= chosen["customers_scored"] // 10
+    assert chosen["distinct_top4_products"] >= chosen["customers_scored"] // 3
     with sqlite3.connect(two_runs["out"] / "demo.sqlite3") as db:
         (stored,) = db.execute(f"SELECT COUNT(*) FROM {Recommendation._meta.db_table}").fetchone()
     assert stored == chosen["recommendations"]
