@@ -130,10 +130,13 @@ def write_batch(
     batch: RecommendationBatch,
     explainer: Explainer,
     product_exists: np.ndarray | None = None,
+    replace: bool = True,
 ) -> int:
     """Replace the stored rows of the batch's customers for this version; returns rows written.
 
     Customers deleted since training are skipped; the caller holds the transaction.
+    ``replace=False`` when the caller already removed the customers' rows (a chunk does it with
+    one range DELETE instead of one per batch).
     """
     if not len(batch):
         return 0
@@ -151,7 +154,8 @@ def write_batch(
     rank_col = ranks[rows, cols]
     score_col = batch.scores[rows, cols].astype(np.float64)
     explanation_col = explainer.json_column(batch.reasons[rows, cols], batch.because[rows, cols])
-    _delete_rows(version_id, customers)
+    if replace:
+        _delete_rows(version_id, customers)
     if not len(rows):
         return 0
     if connection.vendor == "postgresql":
@@ -287,12 +291,30 @@ def _score_range(*, version: ModelVersion, chunk: ScoringChunk) -> int:
     explainer = Explainer(model.interactions_.item_ids)
     product_exists = _product_exists(model.interactions_.item_ids)
     written = 0
+    user_ids = model.interactions_.user_ids
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Rows and the chunk's DONE state commit together, so a commit lost in a server crash
+            # only means the chunk is scored again: no need to wait for the WAL flush.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        if chunk.stop > chunk.start:
+            # The model's customers are sorted by id, so a chunk is an id range: one index range
+            # scan clears what an earlier run of this version stored for them.
+            Recommendation.objects.filter(
+                model_version_id=version.pk,
+                customer_id__gte=int(user_ids[chunk.start]),
+                customer_id__lte=int(user_ids[chunk.stop - 1]),
+            ).delete()
         for batch in model.iter_batches(
             np.arange(chunk.start, chunk.stop), n=config.items_per_customer, rules=rules, chunk_size=1024
         ):
             written += write_batch(
-                version_id=version.pk, batch=batch, explainer=explainer, product_exists=product_exists
+                version_id=version.pk,
+                batch=batch,
+                explainer=explainer,
+                product_exists=product_exists,
+                replace=False,
             )
         ScoringChunk.objects.filter(pk=chunk.pk, state=ScoringChunk.State.RUNNING).update(
             state=ScoringChunk.State.DONE, rows_written=written, lease_until=None, error=""

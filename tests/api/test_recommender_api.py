@@ -75,6 +75,15 @@ def test_realtime_for_customer_without_stored_rows(api, served):
     assert any(item["explanation"].startswith("Because you bought") for item in body["items"])
 
 
+def test_known_customer_without_any_history_is_scored_in_real_time(api, served):
+    Customer.objects.create(external_id="quiet-1", email="quiet-1@example.com")
+    response = api.get("/api/v1/customers/quiet-1/recommendations?n=4")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["source"] == "realtime" and len(body["items"]) == 4
+    assert body["items"][0]["explanation"] == "Popular right now"
+
+
 def test_unknown_customer_gets_the_cold_start_list(api, served):
     response = api.get("/api/v1/customers/nobody-knows-me/recommendations?n=6")
     assert response.status_code == 200
