@@ -73,3 +73,44 @@ def test_ingested_events_refresh_segments_incrementally(segments_worker):
     wait_for(lambda: members(active) == {"ann"})
     wait_for(lambda: not TouchedCustomer.objects.exists())
     assert "segments.refresh_touched" in segments_worker.output()
+
+
+def test_a_worker_killed_mid_refresh_leaves_the_previous_membership(segments_worker):
+    """SIGKILL the worker while its refresh transaction is open: PostgreSQL rolls it back whole."""
+    from django.db import connection
+
+    ann = CustomerFactory(external_id="ann", country="GB")
+    bob = CustomerFactory(external_id="bob", country="FR")
+    uk = Segment.objects.create(name="UK", rules={"field": "customer.country", "op": "eq", "value": "GB"})
+    refresh.delay(uk.pk)
+    wait_for(lambda: members(uk) == {"ann"})
+    # Make the next refresh's entry of bob slow, then swap the countries and refresh.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """CREATE FUNCTION slow_bob() RETURNS trigger AS $$
+               BEGIN IF NEW.customer_id = %s THEN PERFORM pg_sleep(8); END IF; RETURN NEW; END
+               $$ LANGUAGE plpgsql""",
+            [bob.pk],
+        )
+        cursor.execute(
+            "CREATE TRIGGER slow_bob BEFORE INSERT ON segments_segmentmembership "
+            "FOR EACH ROW EXECUTE FUNCTION slow_bob()"
+        )
+    try:
+        type(ann).objects.filter(pk=ann.pk).update(country="FR")
+        type(bob).objects.filter(pk=bob.pk).update(country="GB")
+        refresh.delay(uk.pk)
+        wait_for(lambda: Segment.objects.get(pk=uk.pk).refresh_state == "running")
+        time.sleep(1.5)  # inside the INSERT: ann's exit is already written in the open transaction
+        segments_worker.kill()
+        time.sleep(1.0)
+        assert members(uk) == {"ann"}  # nothing of the killed refresh is visible
+        assert SegmentMembership.objects.filter(segment=uk).count() == 1
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER IF EXISTS slow_bob ON segments_segmentmembership")
+            cursor.execute("DROP FUNCTION IF EXISTS slow_bob()")
+    segments_worker.start()
+    refresh.delay(uk.pk)
+    wait_for(lambda: members(uk) == {"bob"})
+    assert Segment.objects.get(pk=uk.pk).refresh_state == "idle"
