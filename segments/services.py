@@ -77,11 +77,16 @@ def clean_rules(*, rules: Any, segment_id: int | None = None) -> None:
         raise ValidationError({"rules": [str(e) for e in errors]})
 
 
-def check_can_delete(*, segment: Segment) -> list[int]:
-    """Ids of dynamic segments whose rules refer to this one (it cannot be deleted while any do)."""
+def dependents_of(*, segment_id: int) -> list[int]:
+    """Ids of dynamic segments whose rules refer to this one directly."""
     from segments.rules.validation import dependency_graph
 
-    return sorted(pk for pk, refs in dependency_graph().items() if segment.pk in refs and pk != segment.pk)
+    return sorted(pk for pk, refs in dependency_graph().items() if segment_id in refs and pk != segment_id)
+
+
+def check_can_delete(*, segment: Segment) -> list[int]:
+    """Ids of dynamic segments whose rules refer to this one (it cannot be deleted while any do)."""
+    return dependents_of(segment_id=segment.pk)
 
 
 # --- refresh ------------------------------------------------------------------------------------
