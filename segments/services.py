@@ -34,6 +34,9 @@ REFRESH_ALL_LOCK = (510_502, 1)
 TOUCHED_BATCH = 10_000
 WORK_MEM = "128MB"
 MEMBERSHIP = "segments_segmentmembership"
+# The primary key matters: right after a big refresh the membership table's statistics are stale
+# and the planner may pick a nested-loop anti-join; with the key each probe is an index lookup.
+MATCH_TABLE = "CREATE TEMPORARY TABLE segment_match (customer_id bigint PRIMARY KEY) ON COMMIT DROP"
 
 
 @dataclass
@@ -74,11 +77,16 @@ def clean_rules(*, rules: Any, segment_id: int | None = None) -> None:
         raise ValidationError({"rules": [str(e) for e in errors]})
 
 
-def check_can_delete(*, segment: Segment) -> list[int]:
-    """Ids of dynamic segments whose rules refer to this one (it cannot be deleted while any do)."""
+def dependents_of(*, segment_id: int) -> list[int]:
+    """Ids of dynamic segments whose rules refer to this one directly."""
     from segments.rules.validation import dependency_graph
 
-    return sorted(pk for pk, refs in dependency_graph().items() if segment.pk in refs and pk != segment.pk)
+    return sorted(pk for pk, refs in dependency_graph().items() if segment_id in refs and pk != segment_id)
+
+
+def check_can_delete(*, segment: Segment) -> list[int]:
+    """Ids of dynamic segments whose rules refer to this one (it cannot be deleted while any do)."""
+    return dependents_of(segment_id=segment.pk)
 
 
 # --- refresh ------------------------------------------------------------------------------------
@@ -87,8 +95,8 @@ def check_can_delete(*, segment: Segment) -> list[int]:
 def _fill_match_table(cursor, queryset) -> int:
     sql, params = queryset.values("pk").query.sql_with_params()
     cursor.execute("DROP TABLE IF EXISTS segment_match")
-    cursor.execute("CREATE TEMPORARY TABLE segment_match (customer_id bigint NOT NULL) ON COMMIT DROP")
-    cursor.execute(f"INSERT INTO segment_match (customer_id) {sql}", params)
+    cursor.execute(MATCH_TABLE)
+    cursor.execute(f"INSERT INTO segment_match (customer_id) {sql} ON CONFLICT DO NOTHING", params)
     matched = cursor.rowcount
     cursor.execute("ANALYZE segment_match")
     return matched
@@ -272,7 +280,9 @@ def touch_customers(*, customer_ids: list[int]) -> None:
         )
 
 
-def refresh_touched(*, batch: int = TOUCHED_BATCH, max_batches: int = 50) -> dict[str, int] | None:
+def refresh_touched(
+    *, batch: int = TOUCHED_BATCH, max_batches: int = 50, now: datetime | None = None
+) -> dict[str, int] | None:
     """Drain touched customers: refresh every dynamic segment for them, batch by batch.
 
     Rows are deleted only after their refresh committed, and only if not touched again
@@ -302,7 +312,7 @@ def refresh_touched(*, batch: int = TOUCHED_BATCH, max_batches: int = 50) -> dic
                 order = [pk for pk in refresh_order() if pk in active]
             for pk in order:
                 try:
-                    result = refresh_segment(segment_id=pk, customer_ids=ids)
+                    result = refresh_segment(segment_id=pk, customer_ids=ids, now=now)
                 except Exception:  # noqa: BLE001 - recorded on the segment; others go on
                     logger.exception("incremental refresh of segment %s failed", pk)
                     continue
@@ -352,7 +362,7 @@ def upload_static_members(
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, segment.pk])
         cursor.execute("DROP TABLE IF EXISTS segment_match")
-        cursor.execute("CREATE TEMPORARY TABLE segment_match (customer_id bigint NOT NULL) ON COMMIT DROP")
+        cursor.execute(MATCH_TABLE)
         cursor.execute(
             f"""INSERT INTO segment_match (customer_id)
                 SELECT DISTINCT c.id FROM customers_customer c JOIN unnest(%s::text[]) AS u(v) ON {join}

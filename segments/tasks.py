@@ -14,12 +14,18 @@ _TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_resul
 
 
 @shared_task(name="segments.refresh", soft_time_limit=1500, time_limit=1800, **_TASK_OPTIONS)
-def refresh(segment_id: int) -> dict:
-    """Full refresh of one segment (on demand: the API, the admin)."""
+def refresh(segment_id: int, cascade: bool = True) -> dict:
+    """Full refresh of one segment (on demand: the API, the admin), then of the segments built on it."""
     try:
-        return services.refresh_segment(segment_id=segment_id).as_dict()
+        result = services.refresh_segment(segment_id=segment_id).as_dict()
     except Exception as exc:  # noqa: BLE001 - the failure is recorded on the segment; no retry storm
         return {"segment_id": segment_id, "failed": type(exc).__name__}
+    if cascade and (result["entered"] or result["exited"]):
+        dependents = services.dependents_of(segment_id=segment_id)
+        services.mark_queued(segment_ids=dependents)
+        for pk in dependents:
+            refresh.delay(pk)
+    return result
 
 
 @shared_task(name="segments.refresh_all", soft_time_limit=3300, time_limit=3500, **_TASK_OPTIONS)

@@ -10,6 +10,7 @@ into every subquery, so a refresh of 10k touched customers reads only their rows
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -316,10 +317,10 @@ class Compiler:
         if c.op == "is_set":
             match = ~Q(**{c.column: ""}) if c.type == f.STRING else Q(**{f"{c.column}__isnull": False})
         elif c.op == "is_not_set":
-            return ~self._features(Condition(**{**c.__dict__, "op": "is_set"}))
+            return ~self._features(replace(c, op="is_set"))
         elif c.op in ("neq", "not_in", "not_contains"):
             positive = {"neq": "eq", "not_in": "in", "not_contains": "contains"}[c.op]
-            return ~self._features(Condition(**{**c.__dict__, "op": positive}))
+            return ~self._features(replace(c, op=positive))
         else:
             match = self.compare(c.column, c.op, c.value)
         return Q(pk__in=self._scoped(rows.filter(match)).values("customer_id"))

@@ -248,3 +248,14 @@ def test_static_upload_reports_unmatched_and_supports_modes():
     with pytest.raises(Exception, match="static"):
         services.upload_static_members(segment=dynamic_segment, identifiers=["ann"])
     assert services.refresh_segment(segment_id=static.pk).skipped == "static"
+
+
+@pytest.mark.django_db
+def test_refreshing_a_segment_cascades_to_the_segments_built_on_it():
+    from segments.tasks import refresh
+
+    CustomerFactory(external_id="ann", country="GB")
+    uk = dynamic("UK", GB)
+    built_on = dynamic("In UK", {"field": "segment", "op": "in", "value": [uk.pk]})
+    refresh.delay(uk.pk)  # eager in tests: the dependent's refresh runs too
+    assert current(uk) == {"ann"} and current(built_on) == {"ann"}
