@@ -29,6 +29,7 @@ _BAR_WIDTH = 360
 _LABEL_WIDTH = 150
 _HIST_WIDTH = 560
 _HIST_HEIGHT = 160
+_HIST_MARGIN = 40  # room on the left for the first rotated label
 
 
 def can_view(user) -> bool:
@@ -124,18 +125,18 @@ def histogram(distribution: dict[str, Any] | None, *, money: bool) -> dict[str, 
         height = count / top * _HIST_HEIGHT
         bars.append(
             {
-                "x": round(index * slot + 2, 1),
+                "x": round(_HIST_MARGIN + index * slot + 2, 1),
                 "y": round(10 + _HIST_HEIGHT - height, 1),
                 "width": round(slot - 4, 1),
                 "height": round(height, 1),
                 "count": count,
                 "label": text,
-                "label_x": round(index * slot + slot / 2, 1),
+                "label_x": round(_HIST_MARGIN + index * slot + slot / 2, 1),
             }
         )
     return {
         "bars": bars,
-        "width": _HIST_WIDTH,
+        "width": _HIST_MARGIN + _HIST_WIDTH,
         "height": _HIST_HEIGHT + 60,
         "base_y": 10 + _HIST_HEIGHT,
         "label_y": 10 + _HIST_HEIGHT + 14,

@@ -18,7 +18,9 @@ spend; a cancelled or wholly returned order with a positive total counts for not
 
 from __future__ import annotations
 
+import io
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -278,8 +280,10 @@ def compute_features(*, as_of: datetime | None = None) -> AnalyticsRun:
         mapping = rfm_mapping()
         with transaction.atomic():
             _lock()
-            written = _write_features(mapping=mapping, as_of=as_of)
+            written, phases = _write_features(mapping=mapping, as_of=as_of)
+        phases.update(_vacuum_features())
         summary = {
+            "phase_seconds": phases,
             "mapping": {"value_score": mapping.value_score, "rules": mapping.as_table()},
             "descriptions": group_descriptions(mapping),
         }
@@ -290,7 +294,28 @@ def compute_features(*, as_of: datetime | None = None) -> AnalyticsRun:
     return run
 
 
-def _write_features(*, mapping: RFMMapping, as_of: datetime) -> int:
+def _vacuum_features() -> dict[str, float]:
+    """After a bulk rewrite, reclaim the old row versions at once (PostgreSQL, outside a transaction).
+
+    Autovacuum gets there eventually, but on a busy server it can lag several runs behind; a
+    compact table keeps the next night's UPDATE on the same pages (HOT updates, which skip the
+    index writes for every row whose group did not change). ``SEGMENTS_FEATURES_VACUUM = False``
+    leaves it to autovacuum.
+    """
+    if (
+        connection.vendor != "postgresql"
+        or connection.in_atomic_block
+        or not _setting("SEGMENTS_FEATURES_VACUUM", True)
+    ):
+        return {}
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM (ANALYZE) {CustomerFeatures._meta.db_table}")
+    return {"vacuum": time.perf_counter() - started}
+
+
+def _write_features(*, mapping: RFMMapping, as_of: datetime) -> tuple[int, dict[str, float]]:
+    """Compute and write; returns the rows written and the seconds of each phase."""
     select, params = rfm_select_sql(mapping=mapping, as_of=as_of)
     table = CustomerFeatures._meta.db_table
     columns = ", ".join(FEATURE_COLUMNS)
@@ -305,15 +330,41 @@ def _write_features(*, mapping: RFMMapping, as_of: datetime) -> int:
             # CREATE TABLE AS: aggregate the orders with every core into a temporary table (no
             # WAL), then upsert from it.
             cursor.execute("DROP TABLE IF EXISTS segment_features_new")
+            started = time.perf_counter()
             cursor.execute(f"CREATE TEMP TABLE segment_features_new ON COMMIT DROP AS {select}", params)
+            computed = time.perf_counter()
+            # Rewrite only the rows whose values changed (a customer without a purchase keeps
+            # the same row night after night), then add the customers new since the last run.
+            # An UPDATE joined to the new values is cheaper than an upsert probing the key of
+            # every row, and an unchanged row written again would be a dead tuple for nothing.
+            values = [c for c in FEATURE_COLUMNS if c not in ("customer_id", "computed_at")]
+            assignments = ", ".join(f"{c} = n.{c}" for c in FEATURE_COLUMNS if c != "customer_id")
+            old = ", ".join(f"t.{c}" for c in values)
+            new = ", ".join(f"n.{c}" for c in values)
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) SELECT * FROM segment_features_new "
+                f"UPDATE {table} AS t SET {assignments} FROM segment_features_new AS n "  # noqa: S608
+                f"WHERE t.customer_id = n.customer_id AND ({old}) IS DISTINCT FROM ({new})"
+            )
+            changed = cursor.rowcount
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM segment_features_new AS n "  # noqa: S608
+                f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE t.customer_id = n.customer_id) "
                 f"ON CONFLICT (customer_id) DO UPDATE SET {updates}"
             )
-            written = cursor.rowcount
+            inserted = cursor.rowcount
+            cursor.execute("SELECT COUNT(*) FROM segment_features_new")
+            computed_rows = cursor.fetchone()[0]
+            phases = {
+                "compute": computed - started,
+                "write": time.perf_counter() - computed,
+                "rows_changed": changed,
+                "rows_inserted": inserted,
+            }
             cursor.execute("DROP TABLE segment_features_new")  # inside an outer transaction too
-            return written
-    return _write_features_portable(select=select, params=params)
+            return computed_rows, phases
+    started = time.perf_counter()
+    written = _write_features_portable(select=select, params=params)
+    return written, {"compute_and_write": time.perf_counter() - started}
 
 
 def _decimal(value) -> Decimal | None:
@@ -326,7 +377,7 @@ def _datetime(value):
     if value is None or isinstance(value, datetime):
         return value
     parsed = datetime.fromisoformat(str(value))
-    return timezone.make_aware(parsed, UTC) if timezone.is_naive(parsed) else parsed
+    return parsed.replace(tzinfo=UTC) if timezone.is_naive(parsed) else parsed
 
 
 def _write_features_portable(*, select: str, params: dict[str, Any]) -> int:
@@ -369,30 +420,15 @@ def _write_features_portable(*, select: str, params: dict[str, Any]) -> int:
 def _write_columns(*, customer_ids: np.ndarray, values: dict[str, np.ndarray], clear_others: bool) -> None:
     """Set columns of `CustomerFeatures` per customer id; with `clear_others`, NULL them elsewhere.
 
-    PostgreSQL: one ``UPDATE ... FROM unnest(arrays)``; elsewhere ``bulk_update`` in chunks.
+    PostgreSQL: the values are copied (COPY) into a temporary table, then one
+    ``UPDATE ... FROM`` joins it and rewrites only the rows whose values changed; elsewhere
+    ``bulk_update`` in chunks.
     """
     table = CustomerFeatures._meta.db_table
     names = list(values)
     ids = [int(i) for i in customer_ids]
     if connection.vendor == "postgresql":
-        columns = {name: [_plain(v) for v in values[name]] for name in names}
-        types = {name: _pg_type(name) for name in names}
-        unnest = ", ".join(["%s::bigint[]"] + [f"%s::{types[n]}[]" for n in names])
-        assignments = ", ".join(f"{n} = v.{n}" for n in names)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} AS t SET {assignments} "  # noqa: S608
-                f"FROM unnest({unnest}) AS v(customer_id, {', '.join(names)}) "
-                f"WHERE t.customer_id = v.customer_id",  # noqa: S608
-                [ids, *(columns[n] for n in names)],
-            )
-            if clear_others:
-                cursor.execute(
-                    f"UPDATE {table} AS t SET {', '.join(f'{n} = NULL' for n in names)} "  # noqa: S608
-                    f"WHERE t.{names[0]} IS NOT NULL AND NOT EXISTS ("
-                    f"SELECT 1 FROM unnest(%s::bigint[]) AS v(customer_id) WHERE v.customer_id = t.customer_id)",  # noqa: S608
-                    [ids],
-                )
+        _write_columns_postgresql(table=table, ids=ids, values=values, clear_others=clear_others)
         return
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
@@ -416,6 +452,44 @@ def _write_columns(*, customer_ids: np.ndarray, values: dict[str, np.ndarray], c
             CustomerFeatures.objects.filter(customer_id__in=stale[start : start + _CHUNK]).update(
                 **dict.fromkeys(names)
             )
+
+
+def _copy_text(value) -> str:
+    value = _plain(value)
+    return "\\N" if value is None else repr(value) if isinstance(value, float) else str(value)
+
+
+def _write_columns_postgresql(
+    *, table: str, ids: list[int], values: dict[str, np.ndarray], clear_others: bool
+) -> None:
+    names = list(values)
+    columns = ", ".join(f"{n} {_pg_type(n)}" for n in names)
+    buffer = io.StringIO()
+    for index, customer_id in enumerate(ids):
+        buffer.write("\t".join([str(customer_id), *(_copy_text(values[n][index]) for n in names)]) + "\n")
+    buffer.seek(0)
+    assignments = ", ".join(f"{n} = v.{n}" for n in names)
+    changed = " OR ".join(f"t.{n} IS DISTINCT FROM v.{n}" for n in names)
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS segment_features_columns")
+        cursor.execute(
+            f"CREATE TEMP TABLE segment_features_columns (customer_id bigint PRIMARY KEY, {columns}) ON COMMIT DROP"
+        )
+        cursor.cursor.copy_expert(
+            f"COPY segment_features_columns (customer_id, {', '.join(names)}) FROM STDIN", buffer
+        )
+        cursor.execute("ANALYZE segment_features_columns")
+        cursor.execute(
+            f"UPDATE {table} AS t SET {assignments} FROM segment_features_columns AS v "  # noqa: S608
+            f"WHERE t.customer_id = v.customer_id AND ({changed})"
+        )
+        if clear_others:
+            cursor.execute(
+                f"UPDATE {table} AS t SET {', '.join(f'{n} = NULL' for n in names)} "  # noqa: S608
+                f"WHERE t.{names[0]} IS NOT NULL AND NOT EXISTS ("
+                f"SELECT 1 FROM segment_features_columns AS v WHERE v.customer_id = t.customer_id)"
+            )
+        cursor.execute("DROP TABLE segment_features_columns")
 
 
 def _pg_type(name: str) -> str:
