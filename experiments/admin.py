@@ -18,7 +18,6 @@ from django.utils.safestring import mark_safe
 
 from access.services import audit_request
 from campaigns.admin import CampaignAdmin
-from campaigns.services.lifecycle import EDITABLE
 from experiments.models import Experiment, ExperimentState, Metric, Mode
 from experiments.services.chart import effect_chart
 from experiments.services.decision import decide_experiment
@@ -76,7 +75,8 @@ class ExperimentInline(admin.StackedInline):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_change_permission(self, request, obj=None):
-        return super().has_change_permission(request, obj) and (obj is None or obj.status in EDITABLE)
+        # The design is fixed at launch (the ledger is written from it): drafts only.
+        return super().has_change_permission(request, obj) and (obj is None or obj.status == "draft")
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
-from django.db.models import F, Min, OuterRef, Q, Subquery
+from django.db.models import F, Min, Q, Subquery
 from django.db.models.functions import Coalesce
 
 from campaigns.models import Arm, Campaign, Send, SendState, TrackingEvent, TrackingKind, Variant
@@ -79,7 +79,7 @@ class ArmTotals:
         for placed_at, total in timeline.orders:
             if timeline.start <= placed_at < end and (until is None or placed_at <= until):
                 value += total
-                bought = True
+                bought = bought or total > 0  # a refund is not a conversion
         self.conversions += bought
         self.revenue += value
         self.revenue_squares += value * value
@@ -113,68 +113,66 @@ class ArmTotals:
         }
 
 
-def _first(kind: str, *, machine: bool | None = False):
-    events = TrackingEvent.objects.filter(send=OuterRef("pk"), kind=kind)
-    if machine is not None:
-        events = events.filter(machine=machine)
-    return Subquery(events.order_by().values("send").annotate(at=Min("occurred_at")).values("at")[:1])
+EVENT_FIELDS = {
+    (TrackingKind.OPEN, False): "first_open",
+    (TrackingKind.OPEN, True): "first_machine_open",
+    (TrackingKind.CLICK, False): "first_click",
+    (TrackingKind.UNSUBSCRIBE, False): "unsubscribed",
+    (TrackingKind.UNSUBSCRIBE, True): "unsubscribed",
+    (TrackingKind.COMPLAINT, False): "complained",
+    (TrackingKind.COMPLAINT, True): "complained",
+}
 
 
 def timelines(*, sends, window: timedelta, arm_key, from_assignment: bool = False) -> list[Timeline]:
-    """One timeline per ledger row of `sends` (a Send queryset); `arm_key(row) -> str | None` groups them.
+    """One timeline per ledger row of `sends` (a Send queryset); `arm_key(variant, arm) -> str | None` groups them.
 
-    The window starts when the message went out, or (`from_assignment`) at the run's time for
-    everyone alike, which is what a comparison with customers who were sent nothing needs.
+    Three set-wise queries: the rows, the first event of each kind per row (one GROUP BY), and the
+    orders of their customers in the period. The window starts when the message went out, or
+    (`from_assignment`) at the run's time for everyone alike, which is what a comparison with
+    customers who were sent nothing needs.
     """
     start = F("run__scheduled_for") if from_assignment else Coalesce("sent_at", "run__scheduled_for")
     rows = (
-        sends.annotate(
-            start=start,
-            first_open=_first(TrackingKind.OPEN),
-            first_machine_open=_first(TrackingKind.OPEN, machine=True),
-            first_click=_first(TrackingKind.CLICK),
-            unsubscribed=_first(TrackingKind.UNSUBSCRIBE, machine=None),
-            complained=_first(TrackingKind.COMPLAINT, machine=None),
-        )
-        .order_by("pk")
-        .values_list(
-            "pk",
-            "customer_id",
-            "variant_id",
-            "arm",
-            "state",
-            "start",
-            "first_open",
-            "first_machine_open",
-            "first_click",
-            "unsubscribed",
-            "complained",
-        )
+        sends.annotate(start=start)
+        .order_by()
+        .values_list("pk", "customer_id", "variant_id", "arm", "state", "start")
     )
     out: list[Timeline] = []
+    by_send: dict[int, Timeline] = {}
     by_customer: dict[int, list[Timeline]] = defaultdict(list)
     earliest: datetime | None = None
     latest: datetime | None = None
-    for pk, customer_id, variant_id, arm, state, start, opened, machine, clicked, unsub, complaint in rows:
+    for pk, customer_id, variant_id, arm, state, begins in rows.iterator(chunk_size=10_000):
         key = arm_key(variant_id, arm)
-        if key is None or start is None:
+        if key is None or begins is None:
             continue
         timeline = Timeline(
-            send_id=pk,
-            customer_id=customer_id,
-            arm_key=key,
-            start=start,
-            sent=state == SendState.SENT,
-            first_open=opened,
-            first_machine_open=machine,
-            first_click=clicked,
-            unsubscribed=unsub,
-            complained=complaint,
+            send_id=pk, customer_id=customer_id, arm_key=key, start=begins, sent=state == SendState.SENT
         )
         out.append(timeline)
+        by_send[pk] = timeline
         by_customer[customer_id].append(timeline)
-        earliest = start if earliest is None else min(earliest, start)
-        latest = start if latest is None else max(latest, start)
+        earliest = begins if earliest is None else min(earliest, begins)
+        latest = begins if latest is None else max(latest, begins)
+    if not out:
+        return out
+    firsts = (
+        TrackingEvent.objects.filter(
+            send_id__in=sends.order_by().values("pk"), kind__in=[k for k, _ in EVENT_FIELDS]
+        )
+        .order_by()
+        .values_list("send_id", "kind", "machine")
+        .annotate(at=Min("occurred_at"))
+    )
+    for send_id, kind, machine, at in firsts:
+        timeline = by_send.get(send_id)
+        name = EVENT_FIELDS.get((kind, machine))
+        if timeline is None or name is None:
+            continue
+        current = getattr(timeline, name)
+        if current is None or at < current:
+            setattr(timeline, name, at)
     if not out:
         return out
     orders = (
@@ -280,7 +278,8 @@ def totals_over_time(
         present = start <= at
         done = placed_a <= at
         value = np.bincount(owners_a[done], weights=amounts_a[done], minlength=size)
-        bought = (np.bincount(owners_a[done], minlength=size) > 0).astype(float)
+        purchases = done & (amounts_a > 0)  # a refund is not a conversion
+        bought = (np.bincount(owners_a[purchases], minlength=size) > 0).astype(float)
         n = per_arm(present)
         counted = {name: per_arm(present & (when <= at)) for name, when in events.items()}
         revenue = per_arm(present, value)

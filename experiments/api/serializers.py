@@ -5,8 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from campaigns.models import Campaign, Variant
-from campaigns.services.lifecycle import EDITABLE
+from campaigns.models import Campaign, CampaignStatus, Variant
 from experiments.models import Experiment, ExperimentState
 
 DESIGN_FIELDS = [
@@ -77,9 +76,14 @@ class ExperimentSerializer(serializers.ModelSerializer):
 
     def validate(self, attrs):
         campaign = attrs.get("campaign") or (self.instance.campaign if self.instance else None)
-        if campaign is not None and campaign.status not in EDITABLE:
+        if campaign is not None and campaign.status != CampaignStatus.DRAFT:
+            # The design is fixed at launch: the ledger is written from it.
             raise serializers.ValidationError(
-                {"campaign": [f"A {campaign.status} campaign's experiment cannot be changed."]}
+                {
+                    "campaign": [
+                        f"A {campaign.status} campaign's experiment cannot be changed; only a draft's."
+                    ]
+                }
             )
         if self.instance is not None and self.instance.state != ExperimentState.DESIGN:
             raise serializers.ValidationError(

@@ -16,7 +16,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.services import audit_request
-from campaigns.services.lifecycle import EDITABLE
 from core.api import Conflict
 from experiments.api import serializers as s
 from experiments.models import Experiment, ExperimentState, Mode
@@ -72,7 +71,7 @@ class ExperimentViewSet(viewsets.ModelViewSet):
         )
 
     def perform_destroy(self, instance):
-        if instance.state != ExperimentState.DESIGN or instance.campaign.status not in EDITABLE:
+        if instance.state != ExperimentState.DESIGN or instance.campaign.status != "draft":
             raise Conflict("The experiment has started; it stays as the record of the test.")
         audit_request(self.request, action="experiment.deleted", target=instance)
         instance.delete()

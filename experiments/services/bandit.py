@@ -35,6 +35,7 @@ def rate_counts(*, experiment: Experiment, variants: Sequence[Variant]) -> dict[
                 customer=OuterRef("customer_id"),
                 placed_at__gte=OuterRef("sent_at"),
                 placed_at__lt=OuterRef("sent_at") + window,
+                total__gt=0,
             ).exclude(status=Order.Status.CANCELLED)
         )
     else:

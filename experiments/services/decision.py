@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -31,6 +32,8 @@ from experiments.services.results import METRICS, analyze, arms_for, decisive, m
 from experiments.stats.verdict import display_name
 
 logger = logging.getLogger(__name__)
+
+DECIDER_LOCK = 0x5EAC_0E01
 
 
 @dataclass(frozen=True)
@@ -248,8 +251,33 @@ def release_rollout(*, campaign_id: int, variant_id: int, now: datetime) -> int:
     ).update(variant_id=variant_id, state=SendState.QUEUED, reason="", not_before=now, updated_at=now)
 
 
+@contextmanager
+def _only_one_decider():
+    """A PostgreSQL session lock so overlapping beats do not both walk the list (each decision is
+    safe anyway: a state transition under a row lock); elsewhere (the SQLite demo) always held."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [DECIDER_LOCK])
+        held = bool(cursor.fetchone()[0])
+    try:
+        yield held
+    finally:
+        if held:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [DECIDER_LOCK])
+
+
 def decide_due(*, now: datetime | None = None) -> dict[str, int]:
     """The minute job: every sampling experiment whose window has passed gets its decision."""
+    with _only_one_decider() as held:
+        if not held:
+            return {"skipped": 1}
+        return _decide_due(now=now)
+
+
+def _decide_due(*, now: datetime | None) -> dict[str, int]:
     now = now or timezone.now()
     decided = 0
     ids = list(

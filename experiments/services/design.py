@@ -108,6 +108,10 @@ def ledger_plan(*, campaign: Campaign, variants: Sequence[Variant]) -> LedgerPla
     experiment = experiment_of(campaign)
     if experiment is None or len(variants) < 2:
         return NO_PLAN
+    if experiment.state == ExperimentState.DESIGN:
+        # Created outside the launch (a script, an older campaign): it starts with its first ledger.
+        start_experiment(campaign=campaign)
+        experiment.refresh_from_db()
     if experiment.mode == Mode.TEST_THEN_SEND:
         if experiment.state != ExperimentState.SAMPLING:
             # Decided already (a writer re-run after the decision): nobody waits any more; the

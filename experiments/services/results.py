@@ -281,6 +281,15 @@ def experiment_results(
     absolute = analyze(totals, relative=False, **common)
     relative = analyze(totals, relative=True, **common)
     headline = relative if experiment.relative else absolute
+    comparisons = _comparisons(absolute, relative, experiment.relative) if headline is not None else []
+    if comparisons and experiment.method != "bayesian":
+        # Chance to win and expected loss are what a marketer acts on, whatever the method: they
+        # come from the Bayesian model beside the chosen method's interval and verdict.
+        bayes = analyze(totals, **{**common, "method": "bayesian", "correction": "none"}, relative=False)
+        for row, other in zip(comparisons, bayes.comparisons, strict=True):
+            row["chance_to_win"] = other.comparison.chance_to_win
+            row["expected_loss"] = other.comparison.expected_loss
+            row["chance_to_win_from"] = "bayesian model (uniform prior)"
     label = metric_label(experiment.metric)
     srm = None
     if headline is not None and not bandit:
@@ -307,7 +316,7 @@ def experiment_results(
         "relative": experiment.relative,
         "baseline": display_name(totals[0].name) if totals else None,
         "arms": [a.as_dict() for a in totals],
-        "comparisons": _comparisons(absolute, relative, experiment.relative) if headline is not None else [],
+        "comparisons": comparisons,
         "srm": srm,
         "srm_note": "Not checked for a bandit: its split changes from run to run by design."
         if bandit
@@ -321,6 +330,15 @@ def experiment_results(
             "winner_id": experiment.winner_id,
             "reason": experiment.decision_reason,
             "decided_at": experiment.decided_at.isoformat() if experiment.decided_at else None,
+            "sample_completed_at": experiment.sample_completed_at.isoformat()
+            if experiment.sample_completed_at
+            else None,
+            # When beat's decider will choose (test-then-send, once the sample is out).
+            "due_at": (
+                experiment.sample_completed_at + timedelta(minutes=experiment.wait_minutes)
+            ).isoformat()
+            if experiment.sample_completed_at and experiment.state == "sampling"
+            else None,
         },
         "allocation": experiment.allocation or None,
     }

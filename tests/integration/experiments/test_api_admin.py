@@ -35,6 +35,8 @@ def test_results_api_has_verdict_srm_comparisons_and_series(api, clear_winner):
     assert body["srm"]["mismatch"] is False and body["srm"]["warning"] is None
     comparison = body["comparisons"][0]
     assert comparison["direction"] == 1
+    assert comparison["chance_to_win"] > 0.99 and comparison["expected_loss"] < 0.001
+    assert comparison["p_value"] < 0.05  # the sequential method's always-valid p-value
     low, high = comparison["relative_ci"]
     assert 0 < low < comparison["relative_effect"] < high
     assert body["verdict"].startswith("Variant B raised click rate by ")
@@ -51,7 +53,8 @@ def test_results_api_has_verdict_srm_comparisons_and_series(api, clear_winner):
     }
 
 
-def test_a_broken_split_raises_the_srm_warning(api, clear_winner):
+def test_a_broken_split_raises_the_srm_warning(api, clear_winner, client, admin_user):
+    client.force_login(admin_user)
     # Lose 40 % of B's recipients, as a broken redirect or tracking bug would.
     lost = list(
         Send.objects.filter(campaign=clear_winner.campaign, variant__name="B").values_list("pk", flat=True)
@@ -60,6 +63,10 @@ def test_a_broken_split_raises_the_srm_warning(api, clear_winner):
     body = api.get(f"/api/v1/experiments/{clear_winner.pk}/results/?series=false").json()
     assert body["srm"]["mismatch"] is True
     assert body["verdict"].startswith("WARNING - SAMPLE RATIO MISMATCH")
+    page = client.get(f"/admin/experiments/experiment/{clear_winner.pk}/results/").content.decode()
+    banner = page.split('id="srm-banner"')[0].rsplit("<div", 1)[1]
+    assert 'class="errornote"' in banner and 'role="alert"' in banner
+    assert "SAMPLE RATIO MISMATCH" in page.split('id="srm-banner"')[1].split("</div>")[0]
     assert body["series"] is None
 
 
@@ -161,3 +168,68 @@ def test_admin_campaign_page_creates_the_experiment_inline(client, admin_user):
     assert page.status_code == 200
     assert 'name="experiment-TOTAL_FORMS"' in page.content.decode()
     assert Experiment.objects.count() == 0
+
+
+def _form_data(response) -> dict:
+    """What the browser would post back: every field of the admin form and its inlines as rendered."""
+    data = {}
+
+    def add(form):
+        for bound in form:
+            value = bound.value()
+            if value is None or value is False:
+                continue
+            if isinstance(value, list | tuple):
+                data[bound.html_name] = [str(v) for v in value]
+            elif value is True:
+                data[bound.html_name] = "on"
+            else:
+                data[bound.html_name] = str(value)
+
+    add(response.context["adminform"].form)
+    for inline in response.context["inline_admin_formsets"]:
+        formset = inline.formset
+        add(formset.management_form)
+        for form in formset.forms:
+            add(form)
+    return data
+
+
+def test_the_experiment_is_designed_on_the_campaign_page_and_checked(client, admin_user):
+    client.force_login(admin_user)
+    draft = scenario.make_campaign(None, variants=2)
+    url = f"/admin/campaigns/campaign/{draft.pk}/change/"
+    data = _form_data(client.get(url))
+    b = draft.variants.get(name="B")
+    data.update(
+        {
+            "experiment-TOTAL_FORMS": "1",
+            "experiment-0-metric": "conversion_rate",
+            "experiment-0-method": "bayesian",
+            "experiment-0-correction": "holm",
+            "experiment-0-alpha": "0.05",
+            "experiment-0-planned_sample_size": "5000",
+            "experiment-0-mode": "test_then_send",
+            "experiment-0-sample_percent": "20",
+            "experiment-0-wait_minutes": "120",
+            "experiment-0-min_sample_per_arm": "100",
+            "experiment-0-decision_rule": "chance_to_win",
+            "experiment-0-chance_threshold": "0.95",
+            "experiment-0-bandit_floor": "0.05",
+            "experiment-0-default_variant": str(b.pk),
+            "experiment-0-campaign": str(draft.pk),
+        }
+    )
+    refused = client.post(url, data)
+    assert refused.status_code == 200  # the form again, with the reason
+    assert "the Bayesian method has none" in refused.content.decode()
+    assert not Experiment.objects.exists()
+    data["experiment-0-correction"] = "none"
+    saved = client.post(url, data)
+    assert saved.status_code == 302, saved.context and saved.context.get("errors")
+    experiment = Experiment.objects.get(campaign=draft)
+    assert (experiment.mode, experiment.method, experiment.default_variant_id) == (
+        "test_then_send",
+        "bayesian",
+        b.pk,
+    )

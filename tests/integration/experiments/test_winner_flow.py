@@ -63,6 +63,8 @@ def test_test_then_send_sends_the_sample_then_the_winner_to_the_rest(send_settin
     assert decide_due() == {"sampling": 1, "decided": 0}  # the sample is in, the window has not passed
     experiment.refresh_from_db()
     assert experiment.sample_completed_at is not None and experiment.state == ExperimentState.SAMPLING
+    waiting = experiment_results(experiment=experiment, with_series=False)["decision"]
+    assert waiting["due_at"] == (experiment.sample_completed_at + timedelta(minutes=60)).isoformat()
 
     later = timezone.now() + timedelta(minutes=61)
     assert decide_due(now=later) == {"sampling": 1, "decided": 1}
