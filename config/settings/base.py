@@ -161,7 +161,10 @@ CELERY_BEAT_SCHEDULE = {
     "segments.refresh_touched": {"task": "segments.refresh_touched", "schedule": timedelta(minutes=1)},
     "segments.refresh_all": {"task": "segments.refresh_all", "schedule": crontab(minute=7)},
     # Customer analytics: features + RFM, clusters, churn and CLV, chained, every night.
-    "segments.analytics_pipeline": {"task": "segments.analytics_pipeline", "schedule": crontab(minute=30, hour=1)},
+    "segments.analytics_pipeline": {
+        "task": "segments.analytics_pipeline",
+        "schedule": crontab(minute=30, hour=1),
+    },
     # Experiments: test-then-send winners whose window has passed.
     "experiments.decide_due": {"task": "experiments.decide_due", "schedule": timedelta(minutes=1)},
 }
