@@ -167,7 +167,14 @@ def write_html(ctx: DemoContext) -> None:
         }
         for r in report["recommender"]["comparison"]
     ]
-    arms = [{"label": ARM_LABELS[name], **row} for name, row in report["experiment"]["arms"].items()]
+    arms = [
+        {
+            "label": ARM_LABELS[name],
+            "order_rate_percent": None if row["order_rate"] is None else row["order_rate"] * 100,
+            **row,
+        }
+        for name, row in report["experiment"]["arms"].items()
+    ]
     html = render_to_string(
         "demo/report.html",
         {

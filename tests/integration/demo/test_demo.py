@@ -189,6 +189,13 @@ def test_the_test_is_analysed(report):
     assert experiment["sample_ratio"]["observed"] == [arms[a]["customers"] for a in ("control", "B", "A")]
     assert 0 <= experiment["sample_ratio"]["p_value"] <= 1
     assert experiment["decision"]
+    # The product's own results service (recipients only) agrees on the variants' sizes.
+    product = experiment["product_results"]
+    assert {a["name"]: a["recipients"] for a in product["arms"]} == {
+        "A": arms["A"]["customers"],
+        "B": arms["B"]["customers"],
+    }
+    assert product["verdict"] and product["admin_path"].endswith("/results/")
 
 
 def test_the_html_report_is_self_contained_with_its_plots(two_runs):
