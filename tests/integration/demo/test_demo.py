@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from campaigns.models import Conversion, Send
+from customers.models import Customer
 from recommender.engine.registry import ALGORITHMS
 from recommender.models import Recommendation
 
@@ -35,11 +36,11 @@ SERVICE_VARIABLES = (
 )
 
 
-def run_demo(out: Path) -> subprocess.CompletedProcess:
+def run_demo(out: Path, database: Path | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings.local",
-        DATABASE_URL=f"sqlite:///{out / 'demo.sqlite3'}",
+        DATABASE_URL=f"sqlite:///{database or out / 'demo.sqlite3'}",
         OPENBLAS_NUM_THREADS="1",
     )
     return subprocess.run(
@@ -205,3 +206,15 @@ def test_the_html_report_is_self_contained_with_its_plots(two_runs):
     for heading in ("The verdict", "Recommenders on held-out purchases", "RFM groups", "The campaign"):
         assert heading in html
     assert "demo-pass-2026" in two_runs["stdout"] and "make run" in two_runs["stdout"]
+
+
+def test_a_database_outside_the_output_directory_with_data_is_left_alone(two_runs, tmp_path):
+    database = two_runs["out"] / "demo.sqlite3"
+    with sqlite3.connect(database) as db:
+        (before,) = db.execute(f"SELECT COUNT(*) FROM {Customer._meta.db_table}").fetchone()
+    refused = run_demo(tmp_path / "elsewhere", database=database)
+    assert refused.returncode != 0
+    assert "already has customers" in refused.stderr
+    with sqlite3.connect(database) as db:
+        (after,) = db.execute(f"SELECT COUNT(*) FROM {Customer._meta.db_table}").fetchone()
+    assert after == before == CUSTOMERS
