@@ -1,11 +1,15 @@
-"""Compile a parsed rule into one `Q` over customers: Exists, IN-subqueries and lookups, never Python loops.
+"""Compile a parsed rule into one `Q` over customers: EXISTS, IN-subqueries and lookups, never Python loops.
 
+"Has a matching row" (an event, a consent state, a tier, a segment membership) is `EXISTS`, which
+PostgreSQL turns into a semi-join, and under `not` into an anti-join; never `NOT IN (subquery)`,
+which degrades to a scan per customer once the subquery's hash no longer fits in work_mem.
 Aggregates (event counts, revenue, points...) become `id IN (SELECT customer_id ... GROUP BY
-customer_id HAVING ...)`, which PostgreSQL runs as one hashed pass over the table instead of a
-correlated subquery per customer. A predicate that holds for customers with no rows at all (a
-count below 3, revenue under 100) is written as `NOT IN` the complement, so a customer without
-orders is still counted. `scope` (a list of customer ids, for incremental refreshes) is pushed
-into every subquery, so a refresh of 10k touched customers reads only their rows.
+customer_id HAVING ...)`: one hashed pass over the table instead of a correlated subquery per
+customer (the grouped set has at most one row per customer). A predicate that holds for customers
+with no rows at all (a count below 3, revenue under 100) is written as `NOT IN` the complement,
+so a customer without orders is still counted. `scope` (a list of customer ids, for incremental
+refreshes) is pushed into every aggregate, so a refresh of 10k touched customers reads only
+their rows.
 """
 
 from __future__ import annotations
