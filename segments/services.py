@@ -166,6 +166,7 @@ def refresh_segment(
                 return result
             now = now or timezone.now()
             cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+            cursor.execute("SET LOCAL jit = off")  # compiling costs more than it saves here
             matched = _fill_match_table(
                 cursor, matching_customers(segment.rules, now=now, scope=customer_ids)
             )

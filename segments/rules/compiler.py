@@ -1,11 +1,15 @@
-"""Compile a parsed rule into one `Q` over customers: Exists, IN-subqueries and lookups, never Python loops.
+"""Compile a parsed rule into one `Q` over customers: EXISTS, IN-subqueries and lookups, never Python loops.
 
+"Has a matching row" (an event, a consent state, a tier, a segment membership) is `EXISTS`, which
+PostgreSQL turns into a semi-join, and under `not` into an anti-join; never `NOT IN (subquery)`,
+which degrades to a scan per customer once the subquery's hash no longer fits in work_mem.
 Aggregates (event counts, revenue, points...) become `id IN (SELECT customer_id ... GROUP BY
-customer_id HAVING ...)`, which PostgreSQL runs as one hashed pass over the table instead of a
-correlated subquery per customer. A predicate that holds for customers with no rows at all (a
-count below 3, revenue under 100) is written as `NOT IN` the complement, so a customer without
-orders is still counted. `scope` (a list of customer ids, for incremental refreshes) is pushed
-into every subquery, so a refresh of 10k touched customers reads only their rows.
+customer_id HAVING ...)`: one hashed pass over the table instead of a correlated subquery per
+customer (the grouped set has at most one row per customer). A predicate that holds for customers
+with no rows at all (a count below 3, revenue under 100) is written as `NOT IN` the complement,
+so a customer without orders is still counted. `scope` (a list of customer ids, for incremental
+refreshes) is pushed into every aggregate, so a refresh of 10k touched customers reads only
+their rows.
 """
 
 from __future__ import annotations
@@ -186,6 +190,13 @@ class Compiler:
             matched = matched | ~Q(Exists(rows))
         return matched if c.op in ("eq", "in") else ~matched
 
+    @staticmethod
+    def _exists(rows, column: str = "customer_id") -> Q:
+        """Customers with at least one of `rows`: EXISTS, which PostgreSQL runs as a semi-join and,
+        negated, as an anti-join. (`NOT IN (subquery)` over millions of rows would be a linear
+        scan per customer once its hash no longer fits in work_mem.)"""
+        return Q(Exists(rows.order_by().filter(**{column: OuterRef("pk")})))
+
     def _scoped(self, queryset, column: str = "customer_id"):
         return queryset.filter(**{f"{column}__in": self.scope}) if self.scope is not None else queryset
 
@@ -251,8 +262,8 @@ class Compiler:
     def _aggregate(
         self, c: Condition, rows, aggregate, *, time_column: str, customer: str = "customer_id"
     ) -> Q:
+        any_rows = self._exists(rows, customer)
         rows = self._scoped(rows.order_by(), customer)
-        any_rows = Q(pk__in=rows.values(customer))
         if c.op == "is_set":
             return any_rows
         if c.op == "is_not_set":
@@ -262,10 +273,10 @@ class Compiler:
             # "last time after X" is "some row after X": an index range scan, no grouping.
             bound = c.value if c.op == "after" else self.cutoff(c.value)
             lookup = "gt" if c.op == "after" else "gte"
-            return Q(pk__in=rows.filter(**{f"{time_column}__{lookup}": bound}).values(customer))
+            return self._exists(rows.filter(**{f"{time_column}__{lookup}": bound}), customer)
         if kind in ("first_at",) and c.op in ("before", "more_than_days_ago"):
             bound = c.value if c.op == "before" else self.cutoff(c.value)
-            return Q(pk__in=rows.filter(**{f"{time_column}__lt": bound}).values(customer))
+            return self._exists(rows.filter(**{f"{time_column}__lt": bound}), customer)
         zero = 0 if kind in ("count", "revenue", "points_balance", "points_expiring") else None
         if kind == "count" and c.op in ("gte", "gt") and c.value <= (1 if c.op == "gte" else 0):
             return any_rows
@@ -281,21 +292,21 @@ class Compiler:
         memberships = Membership.objects.all()
         if c.field == "loyalty.program":
             if c.op == "is_set":
-                return Q(pk__in=self._scoped(memberships).values("customer_id"))
+                return self._exists(memberships)
             if c.op == "is_not_set":
-                return ~Q(pk__in=self._scoped(memberships).values("customer_id"))
+                return ~self._exists(memberships)
             match = self.compare("program__slug", c.op.replace("not_", "").replace("neq", "eq"), c.value)
-            matched = Q(pk__in=self._scoped(memberships.filter(match)).values("customer_id"))
+            matched = self._exists(memberships.filter(match))
             return ~matched if c.op in ("neq", "not_in", "not_contains") else matched
         if "program" in c.where:
             memberships = memberships.filter(program__slug=c.where["program"])
         if c.field == "loyalty.tier":
             if c.op == "is_set":
-                return Q(pk__in=self._scoped(memberships.filter(tier__isnull=False)).values("customer_id"))
+                return self._exists(memberships.filter(tier__isnull=False))
             if c.op == "is_not_set":
-                return ~Q(pk__in=self._scoped(memberships.filter(tier__isnull=False)).values("customer_id"))
+                return ~self._exists(memberships.filter(tier__isnull=False))
             match = self.compare("tier__name", c.op.replace("not_", "").replace("neq", "eq"), c.value)
-            matched = Q(pk__in=self._scoped(memberships.filter(match)).values("customer_id"))
+            matched = self._exists(memberships.filter(match))
             return ~matched if c.op in ("neq", "not_in", "not_contains") else matched
         if c.field == "loyalty.points_balance":
             return self._aggregate(c, memberships, Sum("balance"), time_column="joined_at")
@@ -323,13 +334,13 @@ class Compiler:
             return ~self._features(replace(c, op=positive))
         else:
             match = self.compare(c.column, c.op, c.value)
-        return Q(pk__in=self._scoped(rows.filter(match)).values("customer_id"))
+        return self._exists(rows.filter(match))
 
     def _segment(self, c: Condition) -> Q:
         from segments.models import SegmentMembership
 
         rows = SegmentMembership.objects.filter(segment_id__in=list(c.value), exited_at__isnull=True)
-        matched = Q(pk__in=self._scoped(rows).values("customer_id"))
+        matched = self._exists(rows)
         return matched if c.op == "in" else ~matched
 
 
