@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import TextIO
@@ -12,6 +13,7 @@ from typing import TextIO
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection, connections
+from tqdm import tqdm
 
 from core.demo.context import DemoContext, DemoOptions
 
@@ -107,14 +109,21 @@ def run_demo(options: DemoOptions, *, stdout: TextIO) -> DemoContext:
         ("6/7 Analyse the test", analysis.run),
     ]
     started = time.perf_counter()
+    overall = tqdm(
+        total=len(stages) + 1, desc="demo", unit="stage", file=sys.stderr, disable=not options.progress
+    )
     for title, stage in stages:
         ctx.say(title)
+        overall.set_description(title[4:].split(",")[0][:40])
         begin = time.perf_counter()
         stage(ctx)
         ctx.timings.setdefault("stages", {})[title[4:]] = round(time.perf_counter() - begin, 2)
+        overall.update()
     ctx.timings["total_seconds"] = round(time.perf_counter() - started, 1)
     ctx.say("7/7 Write the report")
     report.run(ctx)
+    overall.update()
+    overall.close()
     report.write_timings(ctx)
     report.print_summary(ctx)
     return ctx
