@@ -19,6 +19,7 @@ The figure is ``score_and_store / raw`` (target ≤ 1.5).
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 
 import numpy as np
@@ -148,6 +149,7 @@ def main() -> None:
         result["target_ratio"] = 1.5
     result["peak_memory_mb"] = peak_memory_mb()
     result["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)  # the model artifacts of the scratch run
     emit(result, name=args.name)
 
 
