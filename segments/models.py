@@ -33,6 +33,8 @@ class Segment(TimeStampedModel):
     refreshed_at = models.DateTimeField(null=True, blank=True)
     refresh_state = models.CharField(max_length=8, choices=RefreshState.choices, default=RefreshState.IDLE)
     refresh_error = models.TextField(blank=True, default="")
+    refresh_started_at = models.DateTimeField(null=True, blank=True)
+    refresh_seconds = models.FloatField(null=True, blank=True, help_text="Duration of the last full refresh")
 
     class Meta:
         ordering = ["name"]
@@ -62,18 +64,30 @@ class SegmentMembership(models.Model):
                 name="membership_current_unique",
             ),
         ]
+        # The unique constraint's partial index serves the "current members" lookups; a second
+        # index on the same columns only slowed every refresh's inserts.
         indexes = [
-            models.Index(
-                fields=["segment", "customer"],
-                name="segmember_current_idx",
-                condition=Q(exited_at__isnull=True),
-            ),
             models.Index(fields=["customer"], name="segmember_customer_idx"),
             models.Index(fields=["segment", "entered_at"], name="segmember_entered_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.customer_id} in {self.segment_id}"
+
+
+class TouchedCustomer(models.Model):
+    """A customer whose events or orders changed since the segments last looked.
+
+    Written in the ingest path (one INSERT ... SELECT per batch) and drained by the
+    `segments.refresh_touched` task, which refreshes every dynamic segment for these customers
+    only. The table, not the broker, is the queue: a lost task loses nothing.
+    """
+
+    customer_id = models.BigIntegerField(primary_key=True)
+    touched_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"customer {self.customer_id} touched at {self.touched_at}"
 
 
 class CustomerFeatures(models.Model):

@@ -32,3 +32,45 @@ def audience(*, include: Iterable[Segment], exclude: Iterable[Segment] = ()) -> 
     if exclude_ids:
         queryset = queryset.exclude(Exists(_current_members(exclude_ids)))
     return queryset
+
+
+# --- rule previews --------------------------------------------------------------------------------
+
+PREVIEW_SAMPLE = 20
+PREVIEW_TIMEOUT_MS = 15_000
+SAMPLE_FIELDS = ("id", "external_id", "email", "first_name", "last_name", "country")
+
+
+class PreviewTooSlow(Exception):
+    """The rule's count did not finish within PREVIEW_TIMEOUT_MS."""
+
+
+def preview_rule(*, rule, sample_size: int = PREVIEW_SAMPLE, now=None) -> dict:
+    """Count and a sample of the customers a rule matches now (raises RuleValidationError)."""
+    from django.db import OperationalError, connection, transaction
+
+    from segments.rules.compiler import matching_customers
+    from segments.services import WORK_MEM
+
+    queryset = matching_customers(rule, now=now)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+            cursor.execute("SET LOCAL jit = off")  # compiling costs more than it saves here
+            cursor.execute(f"SET LOCAL statement_timeout = {int(PREVIEW_TIMEOUT_MS)}")
+            count = queryset.count()
+            sample = list(queryset.order_by("pk").values(*SAMPLE_FIELDS)[: max(0, min(sample_size, 100))])
+    except OperationalError as exc:
+        if "statement timeout" in str(exc):
+            raise PreviewTooSlow(f"The preview took longer than {PREVIEW_TIMEOUT_MS // 1000} s.") from None
+        raise
+    return {"count": count, "sample": sample}
+
+
+def segment_members(*, segment: Segment):
+    """Current memberships of a segment with their customers, newest entry first."""
+    return (
+        SegmentMembership.objects.filter(segment=segment, exited_at__isnull=True)
+        .select_related("customer")
+        .order_by("-id")
+    )

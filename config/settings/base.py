@@ -164,6 +164,9 @@ CELERY_BEAT_SCHEDULE = {
     "campaigns.attribute_orders": {"task": "campaigns.attribute_orders", "schedule": timedelta(minutes=5)},
     # Experiments: test-then-send winners whose window has passed.
     "experiments.decide_due": {"task": "experiments.decide_due", "schedule": timedelta(minutes=1)},
+    # Segments: drain customers touched by ingest; a full refresh (relative dates move) every hour.
+    "segments.refresh_touched": {"task": "segments.refresh_touched", "schedule": timedelta(minutes=1)},
+    "segments.refresh_all": {"task": "segments.refresh_all", "schedule": crontab(minute=7)},
     # Customer analytics: features + RFM, clusters, churn and CLV, chained, every night.
     "segments.analytics_pipeline": {
         "task": "segments.analytics_pipeline",

@@ -1,0 +1,374 @@
+"""Compile a parsed rule into one `Q` over customers: EXISTS, IN-subqueries and lookups, never Python loops.
+
+"Has a matching row" (an event, a consent state, a tier, a segment membership) is `EXISTS`, which
+PostgreSQL turns into a semi-join, and under `not` into an anti-join; never `NOT IN (subquery)`,
+which degrades to a scan per customer once the subquery's hash no longer fits in work_mem.
+Aggregates (event counts, revenue, points...) become `id IN (SELECT customer_id ... GROUP BY
+customer_id HAVING ...)`: one hashed pass over the table instead of a correlated subquery per
+customer (the grouped set has at most one row per customer). A predicate that holds for customers
+with no rows at all (a count below 3, revenue under 100) is written as `NOT IN` the complement,
+so a customer without orders is still counted. `scope` (a list of customer ids, for incremental
+refreshes) is pushed into every aggregate, so a refresh of 10k touched customers reads only
+their rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Avg, CharField, Count, Exists, Func, JSONField, Max, Min, OuterRef, Q, Sum, Value
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.utils import timezone
+
+from segments.rules import fields as f
+from segments.rules.errors import RuleValidationError
+from segments.rules.parser import Condition, Group, Not, parse_rule
+
+EVERYONE = Q()
+NOBODY = Q(pk__in=[])
+
+
+class Compiler:
+    def __init__(self, *, now: datetime, scope: list[int] | None = None):
+        self.now = now
+        self.scope = scope
+
+    # --- tree -----------------------------------------------------------------------------
+    def compile(self, node) -> Q:
+        if isinstance(node, Group):
+            parts = [self.compile(child) for child in node.children]
+            if node.kind == "any" and any(part == EVERYONE for part in parts):
+                return EVERYONE
+            parts = [part for part in parts if part != EVERYONE]
+            if not parts:
+                return EVERYONE if node.kind == "all" else NOBODY
+            out = parts[0]
+            for part in parts[1:]:
+                out = (out & part) if node.kind == "all" else (out | part)
+            return out
+        if isinstance(node, Not):
+            inner = self.compile(node.child)
+            return ~inner if inner != EVERYONE else NOBODY
+        if isinstance(node, Condition):
+            return getattr(self, f"_{node.family}")(node)
+        raise TypeError(f"not a rule node: {node!r}")
+
+    # --- comparisons on a column or an annotation --------------------------------------------
+    def cutoff(self, days: int) -> datetime:
+        return self.now - timedelta(days=days)
+
+    def compare(self, name: str, op: str, value: Any) -> Q:
+        """Q for `name <op> value` where name is a column or an annotation (not the set ops)."""
+        if op == "eq":
+            return Q(**{name: value})
+        if op == "neq":
+            return ~Q(**{name: value})
+        if op == "in":
+            return Q(**{f"{name}__in": list(value)})
+        if op == "not_in":
+            return ~Q(**{f"{name}__in": list(value)})
+        if op in ("gt", "gte", "lt", "lte"):
+            return Q(**{f"{name}__{op}": value})
+        if op == "between":
+            return Q(**{f"{name}__gte": value[0], f"{name}__lte": value[1]})
+        if op == "contains":
+            return Q(**{f"{name}__icontains": value})
+        if op == "not_contains":
+            return ~Q(**{f"{name}__icontains": value})
+        if op == "starts_with":
+            return Q(**{f"{name}__istartswith": value})
+        if op == "ends_with":
+            return Q(**{f"{name}__iendswith": value})
+        if op == "before":
+            return Q(**{f"{name}__lt": value})
+        if op == "after":
+            return Q(**{f"{name}__gt": value})
+        if op == "within_last_days":
+            return Q(**{f"{name}__gte": self.cutoff(value)})
+        if op == "more_than_days_ago":
+            return Q(**{f"{name}__lt": self.cutoff(value)})
+        if op == "within_next_days":
+            return Q(**{f"{name}__gte": self.now, f"{name}__lte": self.now + timedelta(days=value)})
+        raise ValueError(f"operator {op} has no comparison")
+
+    def holds_for(self, op: str, value: Any, zero: Any) -> bool:
+        """Does the comparison hold for `zero` (the aggregate of a customer with no rows)?"""
+        if zero is None:
+            return False
+        if op == "eq":
+            return zero == value
+        if op == "neq":
+            return zero != value
+        if op == "in":
+            return zero in value
+        if op == "not_in":
+            return zero not in value
+        if op == "between":
+            return value[0] <= zero <= value[1]
+        return {
+            "gt": zero > value,
+            "gte": zero >= value,
+            "lt": zero < value,
+            "lte": zero <= value,
+        }.get(op, False)
+
+    # --- families -------------------------------------------------------------------------
+    def _customer(self, c: Condition) -> Q:
+        if c.type == f.STRING:
+            if c.op == "is_set":
+                return ~Q(**{c.column: ""})
+            if c.op == "is_not_set":
+                return Q(**{c.column: ""})
+        elif c.op in f.SET_OPS:
+            return Q(**{f"{c.column}__isnull": c.op == "is_not_set"})
+        return self.compare(c.column, c.op, c.value)
+
+    def _attribute(self, c: Condition) -> Q:
+        *parents, last = c.attribute_path
+        holder: Any = "attributes"
+        for key in parents:
+            holder = KeyTransform(key, holder)
+        node = KeyTransform(last, holder)
+        has_key = Q(node.get_lookup("isnull")(node, False))
+        if c.op == "is_set":
+            return has_key
+        if c.op == "is_not_set":
+            return ~has_key
+        if c.type == f.DATE_TEXT:
+            text = KeyTextTransform(last, holder)
+            guard = Q(_lookup(_typeof(node), "exact", "string"))
+            day = lambda d: d.date().isoformat()  # noqa: E731 - attribute dates are compared as YYYY-MM-DD text
+            if c.op == "before":
+                return guard & Q(_lookup(text, "lt", day(c.value)))
+            if c.op == "after":
+                return guard & Q(_lookup(text, "gt", day(c.value) + "\uffff"))
+            if c.op == "between":
+                return (
+                    guard
+                    & Q(_lookup(text, "gte", day(c.value[0])))
+                    & Q(_lookup(text, "lte", day(c.value[1]) + "\uffff"))
+                )
+            if c.op == "within_last_days":
+                return guard & Q(_lookup(text, "gte", day(self.cutoff(c.value))))
+            return guard & Q(_lookup(text, "lt", day(self.cutoff(c.value))))
+        if c.type == f.STRING and c.op in ("contains", "not_contains", "starts_with", "ends_with"):
+            text = KeyTextTransform(last, holder)
+            lookup = {"contains": "icontains", "not_contains": "icontains", "starts_with": "istartswith"}.get(
+                c.op, "iendswith"
+            )
+            matched = Q(_lookup(_typeof(node), "exact", "string")) & Q(_lookup(text, lookup, c.value))
+            return ~(matched & has_key) if c.op == "not_contains" else matched
+        if c.op in ("eq", "neq"):
+            matched = Q(_lookup(node, "exact", _json(c.value)))
+            return matched if c.op == "eq" else ~(matched & has_key)
+        if c.op in ("in", "not_in"):
+            matched = Q(_lookup(node, "in", list(c.value)))
+            return matched if c.op == "in" else ~(matched & has_key)
+        guard = Q(_lookup(_typeof(node), "exact", "number"))
+        if c.op == "between":
+            return (
+                guard
+                & Q(_lookup(node, "gte", _json(c.value[0])))
+                & Q(_lookup(node, "lte", _json(c.value[1])))
+            )
+        return guard & Q(_lookup(node, c.op, _json(c.value)))
+
+    def _consent(self, c: Condition) -> Q:
+        from customers.models import CustomerConsent
+
+        rows = CustomerConsent.objects.filter(customer=OuterRef("pk"), channel=c.column)
+        if c.op == "is_set":
+            return Q(Exists(rows))
+        if c.op == "is_not_set":
+            return ~Q(Exists(rows))
+        wanted = [c.value] if c.op in ("eq", "neq") else list(c.value)
+        states = [s for s in wanted if s != "none"]
+        matched = Q(Exists(rows.filter(status__in=states))) if states else NOBODY
+        if "none" in wanted:
+            matched = matched | ~Q(Exists(rows))
+        return matched if c.op in ("eq", "in") else ~matched
+
+    @staticmethod
+    def _exists(rows, column: str = "customer_id") -> Q:
+        """Customers with at least one of `rows`: EXISTS, which PostgreSQL runs as a semi-join and,
+        negated, as an anti-join. (`NOT IN (subquery)` over millions of rows would be a linear
+        scan per customer once its hash no longer fits in work_mem.)"""
+        return Q(Exists(rows.order_by().filter(**{column: OuterRef("pk")})))
+
+    def _scoped(self, queryset, column: str = "customer_id"):
+        return queryset.filter(**{f"{column}__in": self.scope}) if self.scope is not None else queryset
+
+    def _product_filter(self, where: dict) -> Q | None:
+        """Products named by sku or under a category (the category itself or any subcategory)."""
+        from catalog.models import CATEGORY_SEPARATOR, Product
+
+        q = Q()
+        if "sku" in where:
+            q &= Q(sku__in=list(where["sku"]))
+        if "category" in where:
+            path = where["category"]
+            q &= Q(category_path=path) | Q(category_path__startswith=path + CATEGORY_SEPARATOR)
+        return Product.objects.filter(q).values("pk") if q else None
+
+    def _time_window(self, where: dict, column: str) -> dict:
+        bounds = {}
+        if "within_days" in where:
+            bounds[f"{column}__gte"] = self.cutoff(where["within_days"])
+        if "since" in where:
+            bounds[f"{column}__gte"] = where["since"]
+        if "until" in where:
+            bounds[f"{column}__lt"] = where["until"]
+        return bounds
+
+    def _event(self, c: Condition) -> Q:
+        from customers.models import Event
+
+        rows = Event.objects.filter(**self._time_window(c.where, "occurred_at"))
+        if "type" in c.where:
+            rows = rows.filter(type__in=list(c.where["type"]))
+        if "name" in c.where:
+            rows = rows.filter(name=c.where["name"])
+        products = self._product_filter(c.where)
+        if products is not None:
+            rows = rows.filter(product_id__in=products)
+        aggregate = {
+            "event.count": Count("id"),
+            "event.first_at": Min("occurred_at"),
+            "event.last_at": Max("occurred_at"),
+        }
+        return self._aggregate(c, rows, aggregate[c.field], time_column="occurred_at")
+
+    def _order(self, c: Condition) -> Q:
+        from customers.models import Order, OrderLine
+
+        rows = Order.objects.filter(**self._time_window(c.where, "placed_at"))
+        statuses = c.where.get("status")
+        rows = rows.filter(status__in=list(statuses)) if statuses else rows.exclude(status="cancelled")
+        products = self._product_filter(c.where)
+        if products is not None:
+            lines = OrderLine.objects.filter(order_id=OuterRef("pk"), kind="sale", product_id__in=products)
+            rows = rows.filter(Exists(lines))
+        aggregate = {
+            "order.count": Count("id"),
+            "order.revenue": Sum("total"),
+            "order.aov": Avg("total"),
+            "order.first_at": Min("placed_at"),
+            "order.last_at": Max("placed_at"),
+        }
+        return self._aggregate(c, rows, aggregate[c.field], time_column="placed_at")
+
+    def _aggregate(
+        self, c: Condition, rows, aggregate, *, time_column: str, customer: str = "customer_id"
+    ) -> Q:
+        any_rows = self._exists(rows, customer)
+        rows = self._scoped(rows.order_by(), customer)
+        if c.op == "is_set":
+            return any_rows
+        if c.op == "is_not_set":
+            return ~any_rows
+        kind = c.field.rsplit(".", 1)[-1]
+        if kind in ("last_at",) and c.op in ("after", "within_last_days"):
+            # "last time after X" is "some row after X": an index range scan, no grouping.
+            bound = c.value if c.op == "after" else self.cutoff(c.value)
+            lookup = "gt" if c.op == "after" else "gte"
+            return self._exists(rows.filter(**{f"{time_column}__{lookup}": bound}), customer)
+        if kind in ("first_at",) and c.op in ("before", "more_than_days_ago"):
+            bound = c.value if c.op == "before" else self.cutoff(c.value)
+            return self._exists(rows.filter(**{f"{time_column}__lt": bound}), customer)
+        zero = 0 if kind in ("count", "revenue", "points_balance", "points_expiring") else None
+        if kind == "count" and c.op in ("gte", "gt") and c.value <= (1 if c.op == "gte" else 0):
+            return any_rows
+        grouped = rows.values(customer).annotate(agg=aggregate)
+        condition = self.compare("agg", c.op, c.value)
+        if self.holds_for(c.op, c.value, zero):
+            return ~Q(pk__in=grouped.filter(~condition).values(customer))
+        return Q(pk__in=grouped.filter(condition).values(customer))
+
+    def _loyalty(self, c: Condition) -> Q:
+        from loyalty.models import Membership, PointsLot
+
+        memberships = Membership.objects.all()
+        if c.field == "loyalty.program":
+            if c.op == "is_set":
+                return self._exists(memberships)
+            if c.op == "is_not_set":
+                return ~self._exists(memberships)
+            match = self.compare("program__slug", c.op.replace("not_", "").replace("neq", "eq"), c.value)
+            matched = self._exists(memberships.filter(match))
+            return ~matched if c.op in ("neq", "not_in", "not_contains") else matched
+        if "program" in c.where:
+            memberships = memberships.filter(program__slug=c.where["program"])
+        if c.field == "loyalty.tier":
+            if c.op == "is_set":
+                return self._exists(memberships.filter(tier__isnull=False))
+            if c.op == "is_not_set":
+                return ~self._exists(memberships.filter(tier__isnull=False))
+            match = self.compare("tier__name", c.op.replace("not_", "").replace("neq", "eq"), c.value)
+            matched = self._exists(memberships.filter(match))
+            return ~matched if c.op in ("neq", "not_in", "not_contains") else matched
+        if c.field == "loyalty.points_balance":
+            return self._aggregate(c, memberships, Sum("balance"), time_column="joined_at")
+        lots = PointsLot.objects.filter(remaining__gt=0, expires_at__gt=self.now)
+        if "program" in c.where:
+            lots = lots.filter(membership__program__slug=c.where["program"])
+        if "before" in c.where:
+            lots = lots.filter(expires_at__lt=c.where["before"])
+        if "within_days" in c.where:
+            lots = lots.filter(expires_at__lte=self.now + timedelta(days=c.where["within_days"]))
+        return self._aggregate(
+            c, lots, Sum("remaining"), time_column="expires_at", customer="membership__customer_id"
+        )
+
+    def _features(self, c: Condition) -> Q:
+        from segments.models import CustomerFeatures
+
+        rows = CustomerFeatures.objects.all()
+        if c.op == "is_set":
+            match = ~Q(**{c.column: ""}) if c.type == f.STRING else Q(**{f"{c.column}__isnull": False})
+        elif c.op == "is_not_set":
+            return ~self._features(replace(c, op="is_set"))
+        elif c.op in ("neq", "not_in", "not_contains"):
+            positive = {"neq": "eq", "not_in": "in", "not_contains": "contains"}[c.op]
+            return ~self._features(replace(c, op=positive))
+        else:
+            match = self.compare(c.column, c.op, c.value)
+        return self._exists(rows.filter(match))
+
+    def _segment(self, c: Condition) -> Q:
+        from segments.models import SegmentMembership
+
+        rows = SegmentMembership.objects.filter(segment_id__in=list(c.value), exited_at__isnull=True)
+        matched = self._exists(rows)
+        return matched if c.op == "in" else ~matched
+
+
+def _json(value) -> Value:
+    return Value(value, output_field=JSONField())
+
+
+def _typeof(node) -> Func:
+    return Func(node, function="jsonb_typeof", output_field=CharField())
+
+
+def _lookup(lhs, name: str, value):
+    return lhs.get_lookup(name)(lhs, value)
+
+
+def compile_rule(rule: Any, *, now: datetime | None = None, scope: list[int] | None = None) -> Q:
+    """Validate the rule's shape and compile it; raises RuleValidationError listing every problem."""
+    result = parse_rule(rule)
+    if result.errors:
+        raise RuleValidationError(result.errors)
+    return Compiler(now=now or timezone.now(), scope=scope).compile(result.node)
+
+
+def matching_customers(rule: Any, *, now: datetime | None = None, scope: list[int] | None = None):
+    """The active customers a rule matches, as one queryset (restricted to `scope` ids if given)."""
+    from customers.models import Customer
+
+    queryset = Customer.objects.filter(compile_rule(rule, now=now, scope=scope))
+    if scope is not None:
+        queryset = queryset.filter(pk__in=scope)
+    return queryset

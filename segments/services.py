@@ -1,0 +1,400 @@
+# ruff: noqa: S608 - the SQL below interpolates only constants (table names, fixed join clauses).
+"""Writes of segments: rule checks, materialised refreshes, static uploads, touched customers.
+
+A refresh is one transaction under a PostgreSQL advisory lock keyed by the segment:
+    1. the rule's customers go into a temporary table (one INSERT ... SELECT of the compiled query),
+    2. current members not in it get `exited_at` (one UPDATE ... NOT EXISTS),
+    3. matches without a current row get a new membership row (one INSERT ... SELECT ... NOT EXISTS).
+A failed or killed refresh rolls back whole, so the previous membership stays as it was; a
+re-entry is a new row, which is what campaign triggers key on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+
+from segments.models import Segment, TouchedCustomer
+from segments.rules.compiler import matching_customers
+from segments.rules.errors import RuleValidationError
+from segments.rules.validation import check_rule, refresh_order
+
+logger = logging.getLogger(__name__)
+
+LOCK_NAMESPACE = 510_501  # pg_advisory_xact_lock(namespace, segment id)
+DRAIN_LOCK = (510_502, 0)
+REFRESH_ALL_LOCK = (510_502, 1)
+TOUCHED_BATCH = 10_000
+WORK_MEM = "128MB"
+MEMBERSHIP = "segments_segmentmembership"
+# The primary key matters: right after a big refresh the membership table's statistics are stale
+# and the planner may pick a nested-loop anti-join; with the key each probe is an index lookup.
+MATCH_TABLE = "CREATE TEMPORARY TABLE segment_match (customer_id bigint PRIMARY KEY) ON COMMIT DROP"
+
+
+@dataclass
+class RefreshResult:
+    segment_id: int
+    entered: int = 0
+    exited: int = 0
+    member_count: int = 0
+    seconds: float = 0.0
+    incremental: bool = False
+    skipped: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class UploadReport:
+    received: int = 0
+    matched: int = 0
+    unmatched_count: int = 0
+    unmatched: list[str] = field(default_factory=list)
+    entered: int = 0
+    exited: int = 0
+    member_count: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- rules --------------------------------------------------------------------------------------
+
+
+def clean_rules(*, rules: Any, segment_id: int | None = None) -> None:
+    """Raise a field error on `rules` listing every problem with its JSON path."""
+    errors = check_rule(rules, segment_id=segment_id).errors
+    if errors:
+        raise ValidationError({"rules": [str(e) for e in errors]})
+
+
+def dependents_of(*, segment_id: int) -> list[int]:
+    """Ids of dynamic segments whose rules refer to this one directly."""
+    from segments.rules.validation import dependency_graph
+
+    return sorted(pk for pk, refs in dependency_graph().items() if segment_id in refs and pk != segment_id)
+
+
+def check_can_delete(*, segment: Segment) -> list[int]:
+    """Ids of dynamic segments whose rules refer to this one (it cannot be deleted while any do)."""
+    return dependents_of(segment_id=segment.pk)
+
+
+# --- refresh ------------------------------------------------------------------------------------
+
+
+def _fill_match_table(cursor, queryset) -> int:
+    sql, params = queryset.values("pk").query.sql_with_params()
+    cursor.execute("DROP TABLE IF EXISTS segment_match")
+    cursor.execute(MATCH_TABLE)
+    cursor.execute(f"INSERT INTO segment_match (customer_id) {sql} ON CONFLICT DO NOTHING", params)
+    matched = cursor.rowcount
+    cursor.execute("ANALYZE segment_match")
+    return matched
+
+
+def _apply_diff(
+    cursor, *, segment_id: int, now: datetime, scope: list[int] | None, enter: bool = True, leave: bool = True
+) -> tuple[int, int]:
+    """Close stays of members not in segment_match, open stays for new matches; set-wise."""
+    scope_sql, scope_params = ("AND m.customer_id = ANY(%s)", [scope]) if scope is not None else ("", [])
+    exited = 0
+    if leave:
+        cursor.execute(
+            f"""UPDATE {MEMBERSHIP} m SET exited_at = %s
+                WHERE m.segment_id = %s AND m.exited_at IS NULL {scope_sql}
+                  AND NOT EXISTS (SELECT 1 FROM segment_match s WHERE s.customer_id = m.customer_id)""",
+            [now, segment_id, *scope_params],
+        )
+        exited = cursor.rowcount
+    entered = 0
+    if enter:
+        cursor.execute(
+            f"""INSERT INTO {MEMBERSHIP} (segment_id, customer_id, entered_at, exited_at)
+                SELECT DISTINCT %s, s.customer_id, %s::timestamptz, NULL::timestamptz FROM segment_match s
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM {MEMBERSHIP} m
+                    WHERE m.segment_id = %s AND m.customer_id = s.customer_id AND m.exited_at IS NULL)
+                ORDER BY s.customer_id""",
+            [segment_id, now, segment_id],
+        )
+        entered = cursor.rowcount
+    return entered, exited
+
+
+def _current_count(cursor, segment_id: int) -> int:
+    cursor.execute(
+        f"SELECT count(*) FROM {MEMBERSHIP} WHERE segment_id = %s AND exited_at IS NULL", [segment_id]
+    )
+    return cursor.fetchone()[0]
+
+
+def refresh_segment(
+    *, segment_id: int, customer_ids: list[int] | None = None, now: datetime | None = None
+) -> RefreshResult:
+    """Bring a dynamic segment's membership up to date (only for `customer_ids` when given).
+
+    Raises RuleValidationError for a rule that no longer validates (the state says so too).
+    """
+    started = time.perf_counter()
+    incremental = customer_ids is not None
+    result = RefreshResult(segment_id=segment_id, incremental=incremental)
+    if not incremental:
+        Segment.objects.filter(pk=segment_id).update(
+            refresh_state=Segment.RefreshState.RUNNING, refresh_started_at=timezone.now()
+        )
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, segment_id])
+            segment = Segment.objects.filter(pk=segment_id).first()
+            if segment is None:
+                result.skipped = "deleted"
+                return result
+            if segment.kind != Segment.Kind.DYNAMIC or not segment.active:
+                result.skipped = "static" if segment.kind != Segment.Kind.DYNAMIC else "inactive"
+                if not incremental:
+                    Segment.objects.filter(pk=segment_id).update(refresh_state=Segment.RefreshState.IDLE)
+                return result
+            now = now or timezone.now()
+            cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+            cursor.execute("SET LOCAL jit = off")  # compiling costs more than it saves here
+            matched = _fill_match_table(
+                cursor, matching_customers(segment.rules, now=now, scope=customer_ids)
+            )
+            result.entered, result.exited = _apply_diff(
+                cursor, segment_id=segment_id, now=now, scope=customer_ids
+            )
+            result.member_count = _current_count(cursor, segment_id) if incremental else matched
+            result.seconds = round(time.perf_counter() - started, 4)
+            changes: dict[str, Any] = {"member_count": result.member_count}
+            if not incremental:
+                changes.update(
+                    refreshed_at=now,
+                    refresh_state=Segment.RefreshState.IDLE,
+                    refresh_error="",
+                    refresh_seconds=result.seconds,
+                )
+            Segment.objects.filter(pk=segment_id).update(**changes)
+            cursor.execute("DROP TABLE IF EXISTS segment_match")
+    except Exception as exc:
+        message = (
+            "; ".join(exc.messages())
+            if isinstance(exc, RuleValidationError)
+            else f"{type(exc).__name__}: {exc}"
+        )
+        logger.warning("segment %s refresh failed: %s", segment_id, message)
+        Segment.objects.filter(pk=segment_id).update(
+            refresh_state=Segment.RefreshState.FAILED, refresh_error=message[:2000]
+        )
+        raise
+    return result
+
+
+def refresh_segments(
+    *, segment_ids: list[int] | None = None, customer_ids: list[int] | None = None
+) -> list[RefreshResult]:
+    """Refresh dynamic segments in dependency order; a failing one does not stop the others."""
+    results = []
+    for pk in refresh_order(segment_ids):
+        try:
+            results.append(refresh_segment(segment_id=pk, customer_ids=customer_ids))
+        except Exception:  # noqa: BLE001 - recorded on the segment; the rest still refresh
+            results.append(
+                RefreshResult(segment_id=pk, incremental=customer_ids is not None, skipped="failed")
+            )
+    return results
+
+
+def _try_session_lock(key: tuple[int, int]) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", list(key))
+        return bool(cursor.fetchone()[0])
+
+
+def _unlock(key: tuple[int, int]) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", list(key))
+
+
+def refresh_all_segments() -> list[RefreshResult] | None:
+    """Full refresh of every active dynamic segment; None when another one is already running."""
+    if not _try_session_lock(REFRESH_ALL_LOCK):
+        return None
+    try:
+        active = list(
+            Segment.objects.filter(kind=Segment.Kind.DYNAMIC, active=True).values_list("pk", flat=True)
+        )
+        return refresh_segments(segment_ids=active)
+    finally:
+        _unlock(REFRESH_ALL_LOCK)
+
+
+def mark_queued(*, segment_ids: list[int]) -> None:
+    Segment.objects.filter(pk__in=segment_ids).exclude(refresh_state=Segment.RefreshState.RUNNING).update(
+        refresh_state=Segment.RefreshState.QUEUED
+    )
+
+
+# --- touched customers (incremental refresh) ------------------------------------------------------
+
+_TOUCH_SQL = """
+    INSERT INTO segments_touchedcustomer (customer_id, touched_at)
+    SELECT t.customer_id, clock_timestamp()
+    FROM (SELECT DISTINCT {column} AS customer_id FROM {table} WHERE id = ANY(%s)) t
+    ON CONFLICT (customer_id) DO UPDATE SET touched_at = EXCLUDED.touched_at
+"""
+
+
+def record_touched(*, event_ids: list[int] = (), order_ids: list[int] = ()) -> int:
+    """Note the customers of these events/orders as touched (one statement per kind)."""
+    touched = 0
+    with connection.cursor() as cursor:
+        if event_ids:
+            cursor.execute(
+                _TOUCH_SQL.format(column="customer_id", table="customers_event"), [list(event_ids)]
+            )
+            touched += cursor.rowcount
+        if order_ids:
+            cursor.execute(
+                _TOUCH_SQL.format(column="customer_id", table="customers_order"), [list(order_ids)]
+            )
+            touched += cursor.rowcount
+    return touched
+
+
+def touch_customers(*, customer_ids: list[int]) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """INSERT INTO segments_touchedcustomer (customer_id, touched_at)
+               SELECT t.id, clock_timestamp() FROM (SELECT DISTINCT unnest(%s::bigint[]) AS id) t
+               ON CONFLICT (customer_id) DO UPDATE SET touched_at = EXCLUDED.touched_at""",
+            [list(customer_ids)],
+        )
+
+
+def refresh_touched(
+    *, batch: int = TOUCHED_BATCH, max_batches: int = 50, now: datetime | None = None
+) -> dict[str, int] | None:
+    """Drain touched customers: refresh every dynamic segment for them, batch by batch.
+
+    Rows are deleted only after their refresh committed, and only if not touched again
+    meanwhile, so a crash or a concurrent ingest never loses a touch. None: another drain runs.
+    """
+    if not _try_session_lock(DRAIN_LOCK):
+        return None
+    totals = {"customers": 0, "entered": 0, "exited": 0, "batches": 0}
+    try:
+        order = None
+        for _ in range(max_batches):
+            rows = list(
+                TouchedCustomer.objects.order_by("touched_at").values_list("customer_id", "touched_at")[
+                    :batch
+                ]
+            )
+            if not rows:
+                break
+            ids = [r[0] for r in rows]
+            newest = max(r[1] for r in rows)
+            if order is None:
+                active = set(
+                    Segment.objects.filter(kind=Segment.Kind.DYNAMIC, active=True).values_list(
+                        "pk", flat=True
+                    )
+                )
+                order = [pk for pk in refresh_order() if pk in active]
+            for pk in order:
+                try:
+                    result = refresh_segment(segment_id=pk, customer_ids=ids, now=now)
+                except Exception:  # noqa: BLE001 - recorded on the segment; others go on
+                    logger.exception("incremental refresh of segment %s failed", pk)
+                    continue
+                totals["entered"] += result.entered
+                totals["exited"] += result.exited
+            TouchedCustomer.objects.filter(customer_id__in=ids, touched_at__lte=newest).delete()
+            totals["customers"] += len(ids)
+            totals["batches"] += 1
+            if len(rows) < batch:
+                break
+    finally:
+        _unlock(DRAIN_LOCK)
+    return totals
+
+
+# --- static segments ----------------------------------------------------------------------------
+
+MATCH_ON = ("external_id", "email")
+UPLOAD_MODES = ("replace", "add", "remove")
+MAX_UPLOAD = 1_000_000
+UNMATCHED_SHOWN = 100
+
+
+def upload_static_members(
+    *, segment: Segment, identifiers: list[str], match_on: str = "external_id", mode: str = "replace"
+) -> UploadReport:
+    """Set (or add to, or remove from) a static segment's members from external ids or emails."""
+    if segment.kind != Segment.Kind.STATIC:
+        raise ValidationError({"segment": ["Only a static segment takes an uploaded list."]})
+    if match_on not in MATCH_ON:
+        raise ValidationError({"match_on": [f"Use one of {', '.join(MATCH_ON)}."]})
+    if mode not in UPLOAD_MODES:
+        raise ValidationError({"mode": [f"Use one of {', '.join(UPLOAD_MODES)}."]})
+    values = sorted({str(v).strip() for v in identifiers if str(v).strip()})
+    if len(values) > MAX_UPLOAD:
+        raise ValidationError({"identifiers": [f"At most {MAX_UPLOAD} entries per upload."]})
+    if any("\x00" in v or len(v) > 254 for v in values):
+        raise ValidationError({"identifiers": ["Entries must be at most 254 characters, without NUL."]})
+    if match_on == "email":
+        values = sorted({v.lower() for v in values})
+        join = "lower(c.email) = u.v"
+    else:
+        join = "c.external_id = u.v"
+    report = UploadReport(received=len(values))
+    now = timezone.now()
+    active = "c.deleted_at IS NULL AND c.erased_at IS NULL"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, segment.pk])
+        cursor.execute("DROP TABLE IF EXISTS segment_match")
+        cursor.execute(MATCH_TABLE)
+        cursor.execute(
+            f"""INSERT INTO segment_match (customer_id)
+                SELECT DISTINCT c.id FROM customers_customer c JOIN unnest(%s::text[]) AS u(v) ON {join}
+                WHERE {active}""",
+            [values],
+        )
+        cursor.execute(
+            f"""SELECT u.v FROM unnest(%s::text[]) AS u(v)
+                WHERE NOT EXISTS (SELECT 1 FROM customers_customer c WHERE {join} AND {active})
+                ORDER BY u.v""",
+            [values],
+        )
+        unmatched = [row[0] for row in cursor.fetchall()]
+        report.unmatched_count = len(unmatched)
+        report.unmatched = unmatched[:UNMATCHED_SHOWN]
+        report.matched = report.received - report.unmatched_count
+        if mode == "remove":
+            cursor.execute(
+                f"""UPDATE {MEMBERSHIP} m SET exited_at = %s
+                    WHERE m.segment_id = %s AND m.exited_at IS NULL
+                      AND EXISTS (SELECT 1 FROM segment_match s WHERE s.customer_id = m.customer_id)""",
+                [now, segment.pk],
+            )
+            report.exited = cursor.rowcount
+        else:
+            report.entered, report.exited = _apply_diff(
+                cursor, segment_id=segment.pk, now=now, scope=None, leave=mode == "replace"
+            )
+        report.member_count = _current_count(cursor, segment.pk)
+        Segment.objects.filter(pk=segment.pk).update(
+            member_count=report.member_count, refreshed_at=now, refresh_state=Segment.RefreshState.IDLE
+        )
+        cursor.execute("DROP TABLE IF EXISTS segment_match")
+    return report
