@@ -34,7 +34,13 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
     ROLE_ADMIN: frozenset(ALL_SCOPES),
     ROLE_MARKETER: frozenset(
         [f"{r}:read" for r in RESOURCES if r != "gdpr"]
-        + ["campaigns:write", "segments:write", "templates:write", "experiments:write"]
+        + [
+            "campaigns:write",
+            "segments:write",
+            "templates:write",
+            "experiments:write",
+            "recommendations:write",
+        ]
     ),
     ROLE_ANALYST: frozenset(f"{r}:read" for r in RESOURCES if r != "gdpr"),
 }
