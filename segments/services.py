@@ -173,7 +173,11 @@ def refresh_segment(
             result.entered, result.exited = _apply_diff(
                 cursor, segment_id=segment_id, now=now, scope=customer_ids
             )
-            result.member_count = _current_count(cursor, segment_id) if incremental else matched
+            # Incremental: the count moves by the diff (exact, under the lock) instead of a count(*)
+            # over every current member of a large segment.
+            result.member_count = (
+                max(0, segment.member_count + result.entered - result.exited) if incremental else matched
+            )
             result.seconds = round(time.perf_counter() - started, 4)
             changes: dict[str, Any] = {"member_count": result.member_count}
             if not incremental:
