@@ -106,7 +106,11 @@ def _apply_diff(
     cursor, *, segment_id: int, now: datetime, scope: list[int] | None, enter: bool = True, leave: bool = True
 ) -> tuple[int, int]:
     """Close stays of members not in segment_match, open stays for new matches; set-wise."""
-    scope_sql, scope_params = ("AND m.customer_id = ANY(%s)", [scope]) if scope is not None else ("", [])
+    # bigint[]: against the bigint column an int[] array is compared element by element (a linear
+    # scan of 10k ids for every member) instead of by hash or index.
+    scope_sql, scope_params = (
+        ("AND m.customer_id = ANY(%s::bigint[])", [scope]) if scope is not None else ("", [])
+    )
     exited = 0
     if leave:
         cursor.execute(
