@@ -106,7 +106,11 @@ def _apply_diff(
     cursor, *, segment_id: int, now: datetime, scope: list[int] | None, enter: bool = True, leave: bool = True
 ) -> tuple[int, int]:
     """Close stays of members not in segment_match, open stays for new matches; set-wise."""
-    scope_sql, scope_params = ("AND m.customer_id = ANY(%s)", [scope]) if scope is not None else ("", [])
+    # bigint[]: against the bigint column an int[] array is compared element by element (a linear
+    # scan of 10k ids for every member) instead of by hash or index.
+    scope_sql, scope_params = (
+        ("AND m.customer_id = ANY(%s::bigint[])", [scope]) if scope is not None else ("", [])
+    )
     exited = 0
     if leave:
         cursor.execute(
@@ -173,7 +177,11 @@ def refresh_segment(
             result.entered, result.exited = _apply_diff(
                 cursor, segment_id=segment_id, now=now, scope=customer_ids
             )
-            result.member_count = _current_count(cursor, segment_id) if incremental else matched
+            # Incremental: the count moves by the diff (exact, under the lock) instead of a count(*)
+            # over every current member of a large segment.
+            result.member_count = (
+                max(0, segment.member_count + result.entered - result.exited) if incremental else matched
+            )
             result.seconds = round(time.perf_counter() - started, 4)
             changes: dict[str, Any] = {"member_count": result.member_count}
             if not incremental:
