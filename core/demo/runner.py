@@ -92,9 +92,6 @@ def run_demo(options: DemoOptions, *, stdout: TextIO) -> DemoContext:
     reset_outputs(options.out)
     settings.EMAIL_FILE_PATH = str(options.out / "mail")
     settings.MEDIA_ROOT = str(options.out / "media")  # model artifacts, next to the database they belong to
-    # The sample is from December 2010: purchases decayed from today (half-life a year) would all
-    # weigh ~1e-5 and the trained model would fall back to popularity. No recency decay here.
-    settings.RECOMMENDER_HALF_LIFE_DAYS = None
     database = fresh_database(options.out)
     ctx.extras["database_file"] = _database_file()
     ctx.say(f"Reachly demo: seed {options.seed}, database {database}, output {options.out}")

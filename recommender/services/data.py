@@ -161,6 +161,16 @@ def catalog_flags(item_ids: np.ndarray) -> ItemCatalog:
     return ItemCatalog(item_ids=ids, in_stock=in_stock, active=active)
 
 
+def _reference_time(raw: RawInteractions) -> float:
+    """Decay from the newest interaction, not from the clock.
+
+    A shop's data ends about now, so this is the same thing in production; an older export (a
+    history loaded for a backtest, the 2010 demo sample) keeps its relative weights instead of
+    shrinking them all towards zero, which would flatten ALS's confidences into popularity.
+    """
+    return float(raw.timestamps.max()) if len(raw) else time.time()
+
+
 def weighted_interactions(
     raw: RawInteractions,
     *,
@@ -174,7 +184,7 @@ def weighted_interactions(
         quantities=raw.credit,
         timestamps=raw.timestamps,
         half_life_days=half_life_days(),
-        now=time.time() if now is None else now,
+        now=_reference_time(raw) if now is None else now,
         item_universe=item_universe,
         user_universe=user_universe,
     )

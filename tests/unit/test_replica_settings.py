@@ -20,7 +20,14 @@ def _settings_with(env: dict[str, str]) -> dict:
         "print(json.dumps({'aliases': sorted(settings.DATABASES), 'reporting': reporting_db(),"
         " 'test': settings.DATABASES.get('replica', {}).get('TEST', {})}))"
     )
-    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.production", "SECRET_KEY": "x" * 50, **env}
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": "k3Yq-9vZ!t2Lr#8mWp4Xc7Bn1Hs6Dj0Fg5Ae_Ui+Oy3Ql-7sVb2Nq",
+        "SITE_URL": "https://mail.shop.example",
+        "ALLOWED_HOSTS": "mail.shop.example",
+        **env,
+    }
     if "DATABASE_REPLICA_URL" not in env:
         environment.pop("DATABASE_REPLICA_URL", None)
     out = subprocess.run(
