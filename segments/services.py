@@ -11,6 +11,7 @@ re-entry is a new row, which is what campaign triggers key on.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -37,6 +38,31 @@ MEMBERSHIP = "segments_segmentmembership"
 # The primary key matters: right after a big refresh the membership table's statistics are stale
 # and the planner may pick a nested-loop anti-join; with the key each probe is an index lookup.
 MATCH_TABLE = "CREATE TEMPORARY TABLE segment_match (customer_id bigint PRIMARY KEY) ON COMMIT DROP"
+# The embedded default (SQLite: the demo, `make run` without PostgreSQL) runs the same statements
+# in its dialect: one writer at a time makes the advisory locks unnecessary there.
+SQLITE_MATCH_TABLE = "CREATE TEMPORARY TABLE segment_match (customer_id integer PRIMARY KEY)"
+
+
+def _postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _xact_lock(cursor, segment_id: int) -> None:
+    if _postgres():
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, segment_id])
+
+
+def _id_list(column: str, ids: list[int]) -> tuple[str, list]:
+    """`column` is one of `ids`: a bigint[] parameter on PostgreSQL, a JSON array on SQLite."""
+    if _postgres():
+        # bigint[]: against a bigint column an int[] array is compared element by element (a
+        # linear scan of 10k ids for every row) instead of by hash or index.
+        return f"{column} = ANY(%s::bigint[])", [list(ids)]
+    return f"{column} IN (SELECT value FROM json_each(%s))", [json.dumps([int(i) for i in ids])]
+
+
+def _db_time(value: datetime) -> Any:
+    return value if _postgres() else connection.ops.adapt_datetimefield_value(value)
 
 
 @dataclass
@@ -95,8 +121,12 @@ def check_can_delete(*, segment: Segment) -> list[int]:
 def _fill_match_table(cursor, queryset) -> int:
     sql, params = queryset.values("pk").query.sql_with_params()
     cursor.execute("DROP TABLE IF EXISTS segment_match")
-    cursor.execute(MATCH_TABLE)
-    cursor.execute(f"INSERT INTO segment_match (customer_id) {sql} ON CONFLICT DO NOTHING", params)
+    if _postgres():
+        cursor.execute(MATCH_TABLE)
+        cursor.execute(f"INSERT INTO segment_match (customer_id) {sql} ON CONFLICT DO NOTHING", params)
+    else:
+        cursor.execute(SQLITE_MATCH_TABLE)
+        cursor.execute(f"INSERT OR IGNORE INTO segment_match (customer_id) {sql}", params)
     matched = cursor.rowcount
     cursor.execute("ANALYZE segment_match")
     return matched
@@ -106,15 +136,16 @@ def _apply_diff(
     cursor, *, segment_id: int, now: datetime, scope: list[int] | None, enter: bool = True, leave: bool = True
 ) -> tuple[int, int]:
     """Close stays of members not in segment_match, open stays for new matches; set-wise."""
-    # bigint[]: against the bigint column an int[] array is compared element by element (a linear
-    # scan of 10k ids for every member) instead of by hash or index.
-    scope_sql, scope_params = (
-        ("AND m.customer_id = ANY(%s::bigint[])", [scope]) if scope is not None else ("", [])
-    )
+    scope_sql, scope_params = "", []
+    if scope is not None:
+        scope_sql, scope_params = _id_list("m.customer_id", scope)
+        scope_sql = "AND " + scope_sql
+    casts = ("::timestamptz", "::timestamptz") if _postgres() else ("", "")
+    now = _db_time(now)
     exited = 0
     if leave:
         cursor.execute(
-            f"""UPDATE {MEMBERSHIP} m SET exited_at = %s
+            f"""UPDATE {MEMBERSHIP} AS m SET exited_at = %s
                 WHERE m.segment_id = %s AND m.exited_at IS NULL {scope_sql}
                   AND NOT EXISTS (SELECT 1 FROM segment_match s WHERE s.customer_id = m.customer_id)""",
             [now, segment_id, *scope_params],
@@ -124,7 +155,7 @@ def _apply_diff(
     if enter:
         cursor.execute(
             f"""INSERT INTO {MEMBERSHIP} (segment_id, customer_id, entered_at, exited_at)
-                SELECT DISTINCT %s, s.customer_id, %s::timestamptz, NULL::timestamptz FROM segment_match s
+                SELECT DISTINCT %s, s.customer_id, %s{casts[0]}, NULL{casts[1]} FROM segment_match s
                 WHERE NOT EXISTS (
                     SELECT 1 FROM {MEMBERSHIP} m
                     WHERE m.segment_id = %s AND m.customer_id = s.customer_id AND m.exited_at IS NULL)
@@ -158,7 +189,7 @@ def refresh_segment(
         )
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, segment_id])
+            _xact_lock(cursor, segment_id)
             segment = Segment.objects.filter(pk=segment_id).first()
             if segment is None:
                 result.skipped = "deleted"
@@ -169,8 +200,9 @@ def refresh_segment(
                     Segment.objects.filter(pk=segment_id).update(refresh_state=Segment.RefreshState.IDLE)
                 return result
             now = now or timezone.now()
-            cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
-            cursor.execute("SET LOCAL jit = off")  # compiling costs more than it saves here
+            if _postgres():
+                cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+                cursor.execute("SET LOCAL jit = off")  # compiling costs more than it saves here
             matched = _fill_match_table(
                 cursor, matching_customers(segment.rules, now=now, scope=customer_ids)
             )
@@ -223,12 +255,16 @@ def refresh_segments(
 
 
 def _try_session_lock(key: tuple[int, int]) -> bool:
+    if not _postgres():
+        return True
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", list(key))
         return bool(cursor.fetchone()[0])
 
 
 def _unlock(key: tuple[int, int]) -> None:
+    if not _postgres():
+        return
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_unlock(%s, %s)", list(key))
 
@@ -254,39 +290,47 @@ def mark_queued(*, segment_ids: list[int]) -> None:
 
 # --- touched customers (incremental refresh) ------------------------------------------------------
 
-_TOUCH_SQL = """
-    INSERT INTO segments_touchedcustomer (customer_id, touched_at)
-    SELECT t.customer_id, clock_timestamp()
-    FROM (SELECT DISTINCT {column} AS customer_id FROM {table} WHERE id = ANY(%s)) t
-    ON CONFLICT (customer_id) DO UPDATE SET touched_at = EXCLUDED.touched_at
-"""
+
+def _upsert_touched(cursor, select_ids: str, params: list) -> int:
+    """Note customers as touched now; `select_ids` is a query for their ids."""
+    stamp = "clock_timestamp()" if _postgres() else "%s"
+    stamp_params = [] if _postgres() else [_db_time(timezone.now())]
+    cursor.execute(
+        f"""INSERT INTO segments_touchedcustomer (customer_id, touched_at)
+            SELECT t.customer_id, {stamp} FROM ({select_ids}) t WHERE true
+            ON CONFLICT (customer_id) DO UPDATE SET touched_at = excluded.touched_at""",
+        [*stamp_params, *params],
+    )
+    return cursor.rowcount
 
 
 def record_touched(*, event_ids: list[int] = (), order_ids: list[int] = ()) -> int:
     """Note the customers of these events/orders as touched (one statement per kind)."""
     touched = 0
     with connection.cursor() as cursor:
-        if event_ids:
-            cursor.execute(
-                _TOUCH_SQL.format(column="customer_id", table="customers_event"), [list(event_ids)]
-            )
-            touched += cursor.rowcount
-        if order_ids:
-            cursor.execute(
-                _TOUCH_SQL.format(column="customer_id", table="customers_order"), [list(order_ids)]
-            )
-            touched += cursor.rowcount
+        for table, ids in (("customers_event", event_ids), ("customers_order", order_ids)):
+            if ids:
+                condition, params = _id_list("id", list(ids))
+                touched += _upsert_touched(
+                    cursor, f"SELECT DISTINCT customer_id FROM {table} WHERE {condition}", params
+                )
     return touched
 
 
 def touch_customers(*, customer_ids: list[int]) -> None:
+    if not customer_ids:
+        return
     with connection.cursor() as cursor:
-        cursor.execute(
-            """INSERT INTO segments_touchedcustomer (customer_id, touched_at)
-               SELECT t.id, clock_timestamp() FROM (SELECT DISTINCT unnest(%s::bigint[]) AS id) t
-               ON CONFLICT (customer_id) DO UPDATE SET touched_at = EXCLUDED.touched_at""",
-            [list(customer_ids)],
-        )
+        if _postgres():
+            _upsert_touched(
+                cursor, "SELECT DISTINCT unnest(%s::bigint[]) AS customer_id", [list(customer_ids)]
+            )
+        else:
+            _upsert_touched(
+                cursor,
+                "SELECT DISTINCT value AS customer_id FROM json_each(%s)",
+                [json.dumps([int(i) for i in customer_ids])],
+            )
 
 
 def refresh_touched(
@@ -369,20 +413,25 @@ def upload_static_members(
     now = timezone.now()
     active = "c.deleted_at IS NULL AND c.erased_at IS NULL"
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, segment.pk])
+        _xact_lock(cursor, segment.pk)
         cursor.execute("DROP TABLE IF EXISTS segment_match")
-        cursor.execute(MATCH_TABLE)
+        if _postgres():
+            cursor.execute(MATCH_TABLE)
+            uploaded, upload_params = "unnest(%s::text[]) AS u(v)", [values]
+        else:
+            cursor.execute(SQLITE_MATCH_TABLE)
+            uploaded, upload_params = "(SELECT value AS v FROM json_each(%s)) AS u", [json.dumps(values)]
         cursor.execute(
             f"""INSERT INTO segment_match (customer_id)
-                SELECT DISTINCT c.id FROM customers_customer c JOIN unnest(%s::text[]) AS u(v) ON {join}
+                SELECT DISTINCT c.id FROM customers_customer c JOIN {uploaded} ON {join}
                 WHERE {active}""",
-            [values],
+            upload_params,
         )
         cursor.execute(
-            f"""SELECT u.v FROM unnest(%s::text[]) AS u(v)
+            f"""SELECT u.v FROM {uploaded}
                 WHERE NOT EXISTS (SELECT 1 FROM customers_customer c WHERE {join} AND {active})
                 ORDER BY u.v""",
-            [values],
+            upload_params,
         )
         unmatched = [row[0] for row in cursor.fetchall()]
         report.unmatched_count = len(unmatched)
@@ -390,10 +439,10 @@ def upload_static_members(
         report.matched = report.received - report.unmatched_count
         if mode == "remove":
             cursor.execute(
-                f"""UPDATE {MEMBERSHIP} m SET exited_at = %s
+                f"""UPDATE {MEMBERSHIP} AS m SET exited_at = %s
                     WHERE m.segment_id = %s AND m.exited_at IS NULL
                       AND EXISTS (SELECT 1 FROM segment_match s WHERE s.customer_id = m.customer_id)""",
-                [now, segment.pk],
+                [_db_time(now), segment.pk],
             )
             report.exited = cursor.rowcount
         else:

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
-from django.db import connection, transaction
 from django.db.models import Max
 
 from core.demo.context import DemoContext, rounded
@@ -29,8 +28,7 @@ from segments.analytics import (
     fit_gamma_gamma,
 )
 from segments.features.services import compute_clusters, compute_features
-from segments.models import CustomerFeatures, Segment, SegmentMembership
-from segments.rules.compiler import matching_customers
+from segments.models import CustomerFeatures, Segment
 from segments.services import clean_rules, refresh_segment
 
 FM_STEPS = tuple(x / 2 for x in range(2, 11))  # 1, 1.5, ..., 5
@@ -187,24 +185,8 @@ SEGMENTS = (
 
 
 def materialise(segment: Segment, *, now: datetime) -> int:
-    """Write a new segment's members: the segments service on PostgreSQL, else the compiled rule.
-
-    `refresh_segment` takes a PostgreSQL advisory lock and diffs through a temporary table; on the
-    embedded SQLite default the same compiled rule (`matching_customers`, one query) is inserted in
-    bulk instead. Isolated so that it goes once the refresh service runs on SQLite too.
-    """
-    if connection.vendor == "postgresql":
-        return refresh_segment(segment_id=segment.pk, now=now).member_count
-    ids = sorted(matching_customers(segment.rules, now=now).values_list("pk", flat=True).distinct())
-    with transaction.atomic():
-        SegmentMembership.objects.bulk_create(
-            [SegmentMembership(segment=segment, customer_id=cid, entered_at=now) for cid in ids],
-            batch_size=2000,
-        )
-        Segment.objects.filter(pk=segment.pk).update(
-            member_count=len(ids), refreshed_at=now, refresh_state=Segment.RefreshState.IDLE
-        )
-    return len(ids)
+    """Write a new segment's members with the segments service (set-wise, on either database)."""
+    return refresh_segment(segment_id=segment.pk, now=now).member_count
 
 
 def create_segments(as_of: datetime) -> dict[str, int]:

@@ -84,10 +84,6 @@ def run_demo(options: DemoOptions, *, stdout: TextIO) -> DemoContext:
     for name in ("celery", "campaigns", "customers", "recommender", "segments", "loyalty"):
         logging.getLogger(name).setLevel(logging.WARNING)  # eager tasks log every call at INFO
     logging.getLogger("kombu").setLevel(logging.ERROR)  # the in-memory broker of eager mode has no host
-    if connection.vendor != "postgresql":
-        # segments.apps notes the customers of new orders for an incremental segment refresh with
-        # PostgreSQL-only SQL and logs the failure elsewhere (the demo's segments do not change).
-        logging.getLogger("segments.apps").setLevel(logging.CRITICAL)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     reset_outputs(options.out)
     settings.EMAIL_FILE_PATH = str(options.out / "mail")

@@ -14,10 +14,12 @@ their rows.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Avg, CharField, Count, Exists, Func, JSONField, Max, Min, OuterRef, Q, Sum, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
@@ -352,6 +354,8 @@ class Compiler:
 def scope_ids(ids: list[int]) -> RawSQL:
     """The scope as one bigint[] parameter: one bind instead of 10k, and hashed or indexed
     comparisons against bigint columns (an int[] literal list is compared element by element)."""
+    if connection.vendor != "postgresql":  # the embedded default: a JSON array
+        return RawSQL("SELECT value FROM json_each(%s)", (json.dumps([int(i) for i in ids]),))
     return RawSQL("SELECT unnest(%s::bigint[])", (list(ids),))
 
 
