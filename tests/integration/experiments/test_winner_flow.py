@@ -89,7 +89,7 @@ def test_test_then_send_sends_the_sample_then_the_winner_to_the_rest(send_settin
     assert [a["name"] for a in results["arms"]] == ["A", "B"]
     assert sum(a["recipients"] for a in results["arms"]) == sample  # roll-out rows are not in the test
     assert results["srm"]["mismatch"] is False
-    assert results["comparisons"][0]["direction"] == 1
+    assert results["comparisons"][0]["direction"] == 1, results["comparisons"][0]
     assert results["verdict"].startswith("Variant B raised click rate by")
     assert results["decision"]["winner"] == "B"
 
