@@ -125,6 +125,16 @@ class ModelVersionDetailView(generics.RetrieveAPIView):
     queryset = ModelVersion.objects.select_related("config")
 
 
+def _registry_answer(action, **kwargs) -> Response:
+    """Run a registry action (promote, rollback) and answer with the version it made active."""
+    try:
+        version = action(**kwargs)
+    except registry.RegistryError as exc:
+        raise Conflict(str(exc)) from None
+    version = ModelVersion.objects.select_related("config").get(pk=version.pk)
+    return Response(s.ModelVersionSerializer(version).data)
+
+
 class PromoteView(APIView):
     scope_resource = "recommendations"
     scope_action = "write"
@@ -141,12 +151,7 @@ class PromoteView(APIView):
     )
     def post(self, request, pk: int):
         get_object_or_404(ModelVersion, pk=pk)
-        try:
-            version = registry.promote(version_id=pk, **_actor(request))
-        except registry.RegistryError as exc:
-            raise Conflict(str(exc)) from None
-        version = ModelVersion.objects.select_related("config").get(pk=version.pk)
-        return Response(s.ModelVersionSerializer(version).data)
+        return _registry_answer(registry.promote, version_id=pk, **_actor(request))
 
 
 class RollbackView(APIView):
@@ -165,12 +170,7 @@ class RollbackView(APIView):
     )
     def post(self, request, pk: int):
         get_object_or_404(RecommenderConfig, pk=pk)
-        try:
-            version = registry.rollback(config_id=pk, **_actor(request))
-        except registry.RegistryError as exc:
-            raise Conflict(str(exc)) from None
-        version = ModelVersion.objects.select_related("config").get(pk=version.pk)
-        return Response(s.ModelVersionSerializer(version).data)
+        return _registry_answer(registry.rollback, config_id=pk, **_actor(request))
 
 
 class TrainView(APIView):
