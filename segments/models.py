@@ -119,3 +119,71 @@ class CustomerFeatures(models.Model):
 
     def __str__(self) -> str:
         return f"features of {self.customer_id}"
+
+
+# --- per-customer rollups (segments/rollups.py keeps them) ----------------------------------------
+
+ROLLUP_EVENT_TYPES = ("view", "add_to_cart", "purchase", "search", "custom")
+ROLLUP_WINDOW_EVENT_TYPES = ("view", "add_to_cart", "purchase", "search")
+ROLLUP_WINDOWS = (7, 14, 30, 90, 365)
+
+
+class RollupState(models.Model):
+    """The one row saying as of when the windowed rollup columns were computed (`as_of`).
+
+    Windowed columns count [as_of - N days, as_of); the compiler corrects them to any `now` near
+    `as_of` with two small slices of the raw rows, so a rule's answer does not depend on when the
+    rollups were built.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    as_of = models.DateTimeField()
+    built_at = models.DateTimeField()
+    build_seconds = models.FloatField(default=0)
+    customers = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"rollups as of {self.as_of}"
+
+
+class CustomerRollup(models.Model):
+    """Per-customer order and event aggregates the rule compiler reads instead of the raw rows.
+
+    NULL means zero (or no time): a customer with a few events a year stores mostly NULLs, which
+    PostgreSQL keeps in a bitmap, so the table stays narrow. A customer without a row has no
+    orders and no events (unless touched since: the compiler reads touched customers raw).
+    Orders count every status but `cancelled`, as the rules do by default.
+    """
+
+    customer = models.OneToOneField(
+        "customers.Customer",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="rollup",
+        db_constraint=False,  # rebuilt in bulk; the customer's deletion still removes the row
+    )
+    order_count = models.IntegerField(null=True)
+    order_revenue = models.DecimalField(max_digits=16, decimal_places=2, null=True)
+    order_first_at = models.DateTimeField(null=True)
+    order_last_at = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"rollup of {self.customer_id}"
+
+
+def rollup_column(metric: str, days: int | None = None) -> str:
+    """Column of a metric (`order_count`, `order_revenue`, `<event type>_count`, ...), windowed or not."""
+    return metric if days is None else f"{metric}_{days}d"
+
+
+for _type in ROLLUP_EVENT_TYPES:
+    CustomerRollup.add_to_class(f"{_type}_count", models.IntegerField(null=True))
+    CustomerRollup.add_to_class(f"{_type}_first_at", models.DateTimeField(null=True))
+    CustomerRollup.add_to_class(f"{_type}_last_at", models.DateTimeField(null=True))
+for _days in ROLLUP_WINDOWS:
+    for _type in ROLLUP_WINDOW_EVENT_TYPES:
+        CustomerRollup.add_to_class(rollup_column(f"{_type}_count", _days), models.IntegerField(null=True))
+    CustomerRollup.add_to_class(rollup_column("order_count", _days), models.IntegerField(null=True))
+    CustomerRollup.add_to_class(
+        rollup_column("order_revenue", _days), models.DecimalField(max_digits=16, decimal_places=2, null=True)
+    )

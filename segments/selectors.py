@@ -45,14 +45,14 @@ class PreviewTooSlow(Exception):
     """The rule's count did not finish within PREVIEW_TIMEOUT_MS."""
 
 
-def preview_rule(*, rule, sample_size: int = PREVIEW_SAMPLE, now=None) -> dict:
+def preview_rule(*, rule, sample_size: int = PREVIEW_SAMPLE, now=None, use_rollups: bool = True) -> dict:
     """Count and a sample of the customers a rule matches now (raises RuleValidationError)."""
     from django.db import OperationalError, connection, transaction
 
     from segments.rules.compiler import matching_customers
     from segments.services import WORK_MEM
 
-    queryset = matching_customers(rule, now=now)
+    queryset = matching_customers(rule, now=now, use_rollups=use_rollups)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")

@@ -22,6 +22,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from segments import rollups
 from segments.models import Segment, TouchedCustomer
 from segments.rules.compiler import matching_customers
 from segments.rules.errors import RuleValidationError
@@ -277,6 +278,8 @@ def refresh_all_segments() -> list[RefreshResult] | None:
         active = list(
             Segment.objects.filter(kind=Segment.Kind.DYNAMIC, active=True).values_list("pk", flat=True)
         )
+        if active:
+            rollups.rebuild_rollups()
         return refresh_segments(segment_ids=active)
     finally:
         _unlock(REFRESH_ALL_LOCK)
@@ -356,6 +359,8 @@ def refresh_touched(
                 break
             ids = [r[0] for r in rows]
             newest = max(r[1] for r in rows)
+            # Before the touched rows go: from then on the compiler reads these customers' rollups.
+            rollups.refresh_rollups(customer_ids=ids)
             if order is None:
                 active = set(
                     Segment.objects.filter(kind=Segment.Kind.DYNAMIC, active=True).values_list(

@@ -1,3 +1,4 @@
+# ruff: noqa: S608, S611 - raw SQL here interpolates only catalogue column and table names; values are parameters.
 """Compile a parsed rule into one `Q` over customers: EXISTS, IN-subqueries and lookups, never Python loops.
 
 "Has a matching row" (an event, a consent state, a tier, a segment membership) is `EXISTS`, which
@@ -15,16 +16,35 @@ their rows.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Avg, CharField, Count, Exists, Func, JSONField, Max, Min, OuterRef, Q, Sum, Value
+from django.db.models import (
+    Avg,
+    CharField,
+    Count,
+    DecimalField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    Func,
+    JSONField,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.utils import timezone
 
+from segments.models import ROLLUP_EVENT_TYPES, ROLLUP_WINDOW_EVENT_TYPES, ROLLUP_WINDOWS, rollup_column
+from segments.rollups import Snapshot
 from segments.rules import fields as f
 from segments.rules.errors import RuleValidationError
 from segments.rules.parser import Condition, Group, Not, parse_rule
@@ -34,9 +54,11 @@ NOBODY = Q(pk__in=[])
 
 
 class Compiler:
-    def __init__(self, *, now: datetime, scope: list[int] | None = None):
+    def __init__(self, *, now: datetime, scope=None, rollups: Snapshot | None = None):
         self.now = now
-        self.scope = scope
+        self.scope = scope  # a list of customer ids, or a queryset of them
+        self.rollups = rollups
+        self.used_rollups = False
 
     # --- tree -----------------------------------------------------------------------------
     def compile(self, node) -> Q:
@@ -201,11 +223,10 @@ class Compiler:
         return Q(Exists(rows.order_by().filter(**{column: OuterRef("pk")})))
 
     def _scoped(self, queryset, column: str = "customer_id"):
-        return (
-            queryset.filter(**{f"{column}__in": scope_ids(self.scope)})
-            if self.scope is not None
-            else queryset
-        )
+        if self.scope is None:
+            return queryset
+        ids = self.scope if isinstance(self.scope, QuerySet) else scope_ids(self.scope)
+        return queryset.filter(**{f"{column}__in": ids})
 
     def _product_filter(self, where: dict) -> Q | None:
         """Products named by sku or under a category (the category itself or any subcategory)."""
@@ -232,6 +253,9 @@ class Compiler:
     def _event(self, c: Condition) -> Q:
         from customers.models import Event
 
+        if self.rollups is not None and (answer := self._event_rollup(c)) is not None:
+            return answer
+
         rows = Event.objects.filter(**self._time_window(c.where, "occurred_at"))
         if "type" in c.where:
             rows = rows.filter(type__in=list(c.where["type"]))
@@ -249,6 +273,9 @@ class Compiler:
 
     def _order(self, c: Condition) -> Q:
         from customers.models import Order, OrderLine
+
+        if self.rollups is not None and (answer := self._order_rollup(c)) is not None:
+            return answer
 
         rows = Order.objects.filter(**self._time_window(c.where, "placed_at"))
         statuses = c.where.get("status")
@@ -292,6 +319,110 @@ class Compiler:
         if self.holds_for(c.op, c.value, zero):
             return ~Q(pk__in=grouped.filter(~condition).values(customer))
         return Q(pk__in=grouped.filter(condition).values(customer))
+
+    # --- the same answers from the per-customer rollups (segments/rollups.py) ------------------------
+    def _event_rollup(self, c: Condition) -> Q | None:
+        """An event condition the rollups answer exactly (types and a fixed window only), else None."""
+        if set(c.where) - {"type", "within_days"}:
+            return None
+        types = tuple(c.where.get("type") or ROLLUP_EVENT_TYPES)
+        days = c.where.get("within_days")
+        if days is not None and (days not in ROLLUP_WINDOWS or set(types) - set(ROLLUP_WINDOW_EVENT_TYPES)):
+            return None
+        kind = c.field.rsplit(".", 1)[-1]
+        slices = RawSlices(
+            table="customers_event",
+            time_column="occurred_at",
+            condition=f"type IN ({', '.join(['%s'] * len(types))})",
+            params=list(types),
+        )
+        counts = [rollup_column(f"{t}_count", days) for t in types]
+        if kind == "count" or c.op in f.SET_OPS:
+            return self._rollup_sum(c, counts, slices, days, value="1", op_kind=kind)
+        if days is not None or len(types) != 1:
+            return None
+        return self._rollup_column(c, f"{types[0]}_{kind}")
+
+    def _order_rollup(self, c: Condition) -> Q | None:
+        if set(c.where) - {"status", "within_days"}:
+            return None
+        if "status" in c.where and set(c.where["status"]) != set(f.ORDER_STATUSES) - {"cancelled"}:
+            return None
+        days = c.where.get("within_days")
+        if days is not None and days not in ROLLUP_WINDOWS:
+            return None
+        kind = c.field.rsplit(".", 1)[-1]
+        slices = RawSlices(
+            table="customers_order", time_column="placed_at", condition="status <> 'cancelled'", params=[]
+        )
+        if kind == "count" or c.op in f.SET_OPS:
+            return self._rollup_sum(c, [rollup_column("order_count", days)], slices, days, "1", kind)
+        if kind == "revenue":
+            return self._rollup_sum(c, [rollup_column("order_revenue", days)], slices, days, "total", kind)
+        if days is not None:
+            return None
+        if kind == "aov":
+            from segments.models import CustomerRollup
+
+            self.used_rollups = True
+            rows = CustomerRollup.objects.annotate(
+                v=ExpressionWrapper(F("order_revenue") / F("order_count"), output_field=DecimalField())
+            )
+            return Q(pk__in=rows.filter(self.compare("v", c.op, c.value)).values("customer_id"))
+        return self._rollup_column(c, f"order_{kind}")
+
+    def _rollup_column(self, c: Condition, column: str) -> Q:
+        """A first/last time: customers without one never match (the comparison ops only)."""
+        from segments.models import CustomerRollup
+
+        self.used_rollups = True
+        rows = CustomerRollup.objects.filter(self.compare(column, c.op, c.value))
+        return Q(pk__in=rows.values("customer_id"))
+
+    def _rollup_sum(
+        self, c: Condition, columns: list[str], slices: RawSlices, days: int | None, value: str, op_kind: str
+    ) -> Q:
+        """A count or a sum from the rollups; a window corrected to `now` by two raw slices.
+
+        The windowed column holds [as_of - days, as_of); the rule wants [now - days, ...): add
+        or remove the rows between the two starts, and add every row since as_of.
+        """
+        from segments.models import CustomerRollup
+
+        self.used_rollups = True
+        op, target = c.op, c.value
+        if op in f.SET_OPS:  # "has matching rows": a count above zero
+            op, target = ("gt", 0) if op == "is_set" else ("lte", 0)
+            value = "1"
+        zero = 0
+        table = CustomerRollup._meta.db_table
+        total = " + ".join(f"coalesce({column}, 0)" for column in columns)
+        as_of = self.rollups.as_of
+        if days is None:
+            parts, params = [f"SELECT customer_id, {total} AS v FROM {table}"], []
+        else:
+            present = " OR ".join(f"{column} IS NOT NULL" for column in columns)
+            parts = [f"SELECT customer_id, {total} AS v FROM {table} WHERE {present}"]
+            params: list = []
+            start_rule, start_kept = self.cutoff(days), as_of - timedelta(days=days)
+            if start_rule != start_kept:
+                low, high, sign = (
+                    (start_kept, start_rule, "-") if start_rule > start_kept else (start_rule, start_kept, "")
+                )
+                parts.append(slices.select(f"{sign}{value}", low, high))
+                params += [*slices.params, low, high]
+            # Rows at or after as_of are in no window column (a rule's window has no upper end).
+            parts.append(slices.select(value, as_of, None))
+            params += [*slices.params, as_of]
+        if len(parts) == 1:
+            predicate, predicate_params = _sql_compare("v", op, target)
+            sql = f"SELECT customer_id FROM ({parts[0]}) u WHERE "
+        else:
+            predicate, predicate_params = _sql_compare("sum(v)", op, target)
+            sql = f"SELECT customer_id FROM ({' UNION ALL '.join(parts)}) u GROUP BY customer_id HAVING "
+        if self.holds_for(op, target, zero):
+            return ~Q(pk__in=RawSQL(f"{sql}NOT ({predicate})", (*params, *predicate_params)))
+        return Q(pk__in=RawSQL(f"{sql}{predicate}", (*params, *predicate_params)))
 
     def _loyalty(self, c: Condition) -> Q:
         from loyalty.models import Membership, PointsLot
@@ -351,6 +482,37 @@ class Compiler:
         return matched if c.op == "in" else ~matched
 
 
+@dataclass(frozen=True)
+class RawSlices:
+    """Raw rows of one kind (events or orders) between two times, for correcting a window."""
+
+    table: str
+    time_column: str
+    condition: str
+    params: list
+
+    def select(self, value: str, low: datetime, high: datetime | None) -> str:
+        upper = f" AND {self.time_column} < %s" if high is not None else ""
+        return (
+            f"SELECT customer_id, {value} AS v FROM {self.table} "
+            f"WHERE {self.condition} AND {self.time_column} >= %s{upper}"
+        )
+
+
+def _sql_compare(expression: str, op: str, value: Any) -> tuple[str, list]:
+    """`expression <op> value` in SQL, for the number operators."""
+    if op in ("in", "not_in"):
+        values = list(value)
+        if not values:
+            return ("false" if op == "in" else "true"), []
+        sql = f"{expression} {'NOT ' if op == 'not_in' else ''}IN ({', '.join(['%s'] * len(values))})"
+        return sql, values
+    if op == "between":
+        return f"{expression} BETWEEN %s AND %s", [value[0], value[1]]
+    symbol = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+    return f"{expression} {symbol} %s", [value]
+
+
 def scope_ids(ids: list[int]) -> RawSQL:
     """The scope as one bigint[] parameter: one bind instead of 10k, and hashed or indexed
     comparisons against bigint columns (an int[] literal list is compared element by element)."""
@@ -371,18 +533,40 @@ def _lookup(lhs, name: str, value):
     return lhs.get_lookup(name)(lhs, value)
 
 
-def compile_rule(rule: Any, *, now: datetime | None = None, scope: list[int] | None = None) -> Q:
+def compile_rule(rule: Any, *, now: datetime | None = None, scope=None, rollups: Snapshot | None = None) -> Q:
     """Validate the rule's shape and compile it; raises RuleValidationError listing every problem."""
     result = parse_rule(rule)
     if result.errors:
         raise RuleValidationError(result.errors)
-    return Compiler(now=now or timezone.now(), scope=scope).compile(result.node)
+    return Compiler(now=now or timezone.now(), scope=scope, rollups=rollups).compile(result.node)
 
 
-def matching_customers(rule: Any, *, now: datetime | None = None, scope: list[int] | None = None):
-    """The active customers a rule matches, as one queryset (restricted to `scope` ids if given)."""
+def matching_customers(
+    rule: Any, *, now: datetime | None = None, scope: list[int] | None = None, use_rollups: bool = True
+):
+    """The active customers a rule matches, as one queryset (restricted to `scope` ids if given).
+
+    Without a scope, order and event conditions the rollups answer read them, except for the
+    customers touched since their rollup was computed: those read the raw rows (the rule is
+    compiled twice, and the second copy is scoped to the touched customers, so it stays cheap).
+    """
     from customers.models import Customer
+    from segments import rollups
+    from segments.models import TouchedCustomer
 
+    now = now or timezone.now()
+    if scope is None and use_rollups and (snapshot := rollups.current(now=now)) is not None:
+        result = parse_rule(rule)
+        if result.errors:
+            raise RuleValidationError(result.errors)
+        compiler = Compiler(now=now, rollups=snapshot)
+        fast = compiler.compile(result.node)
+        if compiler.used_rollups:
+            touched_ids = TouchedCustomer.objects.values("customer_id")
+            raw = Compiler(now=now, scope=touched_ids).compile(result.node)
+            touched = Q(Exists(TouchedCustomer.objects.filter(customer_id=OuterRef("pk"))))
+            return Customer.objects.filter((~touched & fast) | (touched & raw))
+        return Customer.objects.filter(fast)
     queryset = Customer.objects.filter(compile_rule(rule, now=now, scope=scope))
     if scope is not None:
         queryset = queryset.filter(pk__in=scope_ids(scope))
