@@ -126,6 +126,10 @@ class CustomerAdmin(admin.ModelAdmin):
         response["Content-Disposition"] = f'attachment; filename="customer-{customer.pk}.json"'
         return response
 
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        services.announce_changed([form.instance.pk])  # segments refresh this customer
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = extra_context or {}
         customer = Customer.all_objects.filter(pk=object_id).first() if str(object_id).isdigit() else None

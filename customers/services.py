@@ -52,6 +52,13 @@ class ConsentError(ValueError):
     pass
 
 
+def announce_changed(customer_ids: Iterable[int]) -> None:
+    """Tell other apps (segments) after commit that these customers' profiles changed."""
+    ids = sorted({int(pk) for pk in customer_ids})
+    if ids:
+        transaction.on_commit(lambda: signals.customers_changed.send(sender=Customer, customer_ids=ids))
+
+
 # --- consent -------------------------------------------------------------------------------------
 
 
@@ -152,6 +159,7 @@ def record_consents(
         )
     if unsubscribed:
         publish_many(topic="customer.unsubscribed", payloads=unsubscribed)
+    announce_changed(customer_id for customer_id, _ in [*new_states, *changed_states])
     return created
 
 
@@ -321,6 +329,7 @@ def upsert_customers(*, rows: Sequence[Any], partial: bool = False, source: str 
                 touched.update(_upsert_customers_portable(group, present))
         result.created = sum(1 for _, inserted in touched.values() if inserted)
         result.updated = len(touched) - result.created
+        announce_changed(pk for pk, _ in touched.values())
         consent_rows = [row for _, row in valid if row.get("consent")]
         if consent_rows:
             result.updated += _apply_inline_consent(consent_rows, touched, source=source)
@@ -744,6 +753,7 @@ def soft_delete_customer(*, customer: Customer, actor=None) -> Customer:
         customer.deleted_at = timezone.now()
         customer.save(update_fields=["deleted_at", "updated_at"])
         record_audit(actor=actor, action="customer.deleted", target=customer)
+        announce_changed([customer.pk])
     return customer
 
 
@@ -754,6 +764,7 @@ def restore_customer(*, customer: Customer, actor=None) -> Customer:
         customer.deleted_at = None
         customer.save(update_fields=["deleted_at", "updated_at"])
         record_audit(actor=actor, action="customer.restored", target=customer)
+        announce_changed([customer.pk])
     return customer
 
 
@@ -809,6 +820,7 @@ def erase_customer(*, customer: Customer, actor=None, api_key=None) -> Customer:
             details={"customer_id": customer.pk},
             api_key=api_key,
         )
+        announce_changed([customer.pk])
         publish(
             topic="customer.erased",
             payload={"id": customer.pk, "external_id": original_external_id, "at": now.isoformat()},
