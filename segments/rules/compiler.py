@@ -37,10 +37,12 @@ from django.db.models import (
     Q,
     QuerySet,
     Sum,
+    TextField,
     Value,
 )
 from django.db.models.expressions import RawSQL
-from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.db.models.fields.json import KeyTextTransform, KeyTransform, compile_json_path
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from segments.models import ROLLUP_EVENT_TYPES, ROLLUP_WINDOW_EVENT_TYPES, ROLLUP_WINDOWS, rollup_column
@@ -162,7 +164,8 @@ class Compiler:
         if c.op == "is_not_set":
             return ~has_key
         if c.type == f.DATE_TEXT:
-            text = KeyTextTransform(last, holder)
+            # As text (a cast): on SQLite the key transform's own comparisons parse the bound as JSON.
+            text = Cast(KeyTextTransform(last, holder), output_field=TextField())
             guard = Q(_lookup(_typeof(node), "exact", "string"))
             day = lambda d: d.date().isoformat()  # noqa: E731 - attribute dates are compared as YYYY-MM-DD text
             if c.op == "before":
@@ -525,8 +528,38 @@ def _json(value) -> Value:
     return Value(value, output_field=JSONField())
 
 
+class JSONTypeOf(Func):
+    """The JSON type of an attribute as PostgreSQL's jsonb_typeof names it (`number`, `string`,
+    `boolean`, `object`, `array`, `null`), on PostgreSQL and on SQLite (the demo's default), so a
+    typed comparison never meets a value of another type: `{"score": "7"}` is not `gte 5`.
+
+    Other databases are refused with a clear error rather than answered loosely."""
+
+    function = "jsonb_typeof"
+    output_field = CharField()
+    # SQLite's json_type() says integer/real/text/true/false where jsonb_typeof says number/string/boolean.
+    SQLITE = (
+        "(CASE json_type({lhs}, %s) WHEN 'integer' THEN 'number' WHEN 'real' THEN 'number' "
+        "WHEN 'text' THEN 'string' WHEN 'true' THEN 'boolean' WHEN 'false' THEN 'boolean' "
+        "ELSE json_type({lhs}, %s) END)"
+    )
+
+    def as_sql(self, compiler, connection, **extra):
+        if connection.vendor != "postgresql":
+            raise NotImplementedError(
+                f"Attribute type checks need PostgreSQL or SQLite, not {connection.vendor}."
+            )
+        return super().as_sql(compiler, connection, **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        node = self.source_expressions[0]
+        lhs, params, keys = node.preprocess_lhs(compiler, connection)
+        path = compile_json_path(keys)
+        return self.SQLITE.format(lhs=lhs), (*params, path, *params, path)
+
+
 def _typeof(node) -> Func:
-    return Func(node, function="jsonb_typeof", output_field=CharField())
+    return JSONTypeOf(node)
 
 
 def _lookup(lhs, name: str, value):
