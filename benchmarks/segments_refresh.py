@@ -13,7 +13,9 @@ migrated to this branch). It creates 20 segments named `bench-seg-*` (removed at
   3. 10,000 new events for random customers, then the incremental refresh of the touched
      customers versus a full refresh of the 20 segments; a full refresh after the incremental
      one must find nothing to change (equivalence, reported as `full_after_incremental_changes`).
-Targets: preview < 1 s on 1M customers; the refresh time is reported on its own (the issue's
+The per-customer rollups (segments/rollups.py) are rebuilt as of that day first (timed), and the
+preview is also timed on the raw rows (the path before the rollups) in the same run;
+`--preview-only` stops after the preview. Targets: preview < 1 s on 1M customers; the refresh time is reported on its own (the issue's
 60 s budget also covers the RFM/feature computation, measured elsewhere).
 """
 
@@ -192,36 +194,53 @@ def full_refresh(ids: list[int], now: datetime) -> dict:
     }
 
 
-def preview_latency(now: datetime, repeats: int) -> dict:
+def preview_latency(
+    now: datetime, repeats: int, rule: dict = COMPLEX_RULE, hand_written: str = HAND_WRITTEN
+) -> dict:
+    """Preview (count + 20 samples) from the rollups and from the raw rows (the path before the
+    rollups), and the hand-written count, interleaved in the same run."""
     from django.db import connection
 
     from segments.selectors import preview_rule
 
-    preview_rule(rule=COMPLEX_RULE, now=now)  # warm the cache once
-    previews, hand = [], []
-    count = hand_count = None
+    preview_rule(rule=rule, now=now)  # warm the cache once
+    previews, raw_previews, hand = [], [], []
+    answers: dict = {}
     params = {"uk": UK, "d30": now - timedelta(days=30), "d90": now - timedelta(days=90)}
     for _ in range(repeats):
-        started = time.perf_counter()
-        count = preview_rule(rule=COMPLEX_RULE, now=now)["count"]
-        previews.append(time.perf_counter() - started)
+        for label, use_rollups, timings in (("rollups", True, previews), ("raw", False, raw_previews)):
+            started = time.perf_counter()
+            answer = preview_rule(rule=rule, now=now, use_rollups=use_rollups)
+            timings.append(time.perf_counter() - started)
+            answers[label] = (answer["count"], [row["id"] for row in answer["sample"]])
         started = time.perf_counter()
         with connection.cursor() as cursor:
             cursor.execute("SET work_mem = '128MB'")
-            cursor.execute(HAND_WRITTEN, params)
-            hand_count = cursor.fetchone()[0]
+            cursor.execute(hand_written, params)
+            answers["hand"] = cursor.fetchone()[0]
             cursor.execute("RESET work_mem")
         hand.append(time.perf_counter() - started)
     return {
         "repeats": repeats,
-        "count": count,
-        "hand_written_count": hand_count,
+        "count": answers["rollups"][0],
+        "raw_rows_count": answers["raw"][0],
+        "hand_written_count": answers["hand"],
+        "same_sample": answers["rollups"][1] == answers["raw"][1],
         "p50_seconds": percentile(previews, 0.5),
         "p95_seconds": percentile(previews, 0.95),
+        "raw_rows_p50_seconds": percentile(raw_previews, 0.5),
+        "raw_rows_p95_seconds": percentile(raw_previews, 0.95),
         "hand_written_p50_seconds": percentile(hand, 0.5),
         "ratio_to_hand_written_p50": round(statistics.median(previews) / statistics.median(hand), 3),
         "target_seconds": 1.0,
     }
+
+
+def rebuild_rollups(now: datetime) -> dict:
+    from segments import rollups
+
+    result = rollups.rebuild_rollups(as_of=now)
+    return {"customers": result.customers, "seconds": result.seconds}
 
 
 def incremental(ids: list[int], now: datetime, n_events: int) -> dict:
@@ -230,7 +249,7 @@ def incremental(ids: list[int], now: datetime, n_events: int) -> dict:
     from django.db import connection
 
     from customers.models import Event
-    from segments import services
+    from segments import rollups, services
     from segments.models import TouchedCustomer
 
     rng = random.Random(7)
@@ -257,8 +276,10 @@ def incremental(ids: list[int], now: datetime, n_events: int) -> dict:
         incremental_seconds = time.perf_counter() - started
         after = full_refresh(ids, now)
     finally:
+        touched = list({e.customer_id for e in events})
         Event.objects.filter(pk__in=event_ids).delete()
         TouchedCustomer.objects.all().delete()
+        rollups.refresh_rollups(customer_ids=touched)  # their rollups without the removed events
     return {
         "events": n_events,
         "touched_customers": totals["customers"] if totals else None,
@@ -276,12 +297,28 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--keep", action="store_true", help="keep the bench-seg-* segments")
+    parser.add_argument("--preview-only", action="store_true", help="rollups and the preview, no refreshes")
     args = parser.parse_args()
     setup_django()
     from customers.models import Customer
     from segments.models import Segment
 
     now = data_end()
+    rollup_build = rebuild_rollups(now)
+    if args.preview_only:
+        emit(
+            {
+                "benchmark": "segments_preview",
+                "customers": Customer.objects.count(),
+                "as_of": now.isoformat(),
+                "rollup_rebuild": rollup_build,
+                "preview_complex_rule": preview_latency(now, args.repeats),
+                "machine": machine_info(),
+                "database": database_info(),
+            },
+            name="segments_preview",
+        )
+        return
     segments = create_segments()
     ids = [s.pk for s in segments]
     try:
@@ -295,6 +332,7 @@ def main() -> None:
             "customers": Customer.objects.count(),
             "as_of": now.isoformat(),
             "segments": len(ids),
+            "rollup_rebuild": rollup_build,
             "full_refresh_first": {
                 **first,
                 "per_segment": {names[k]: v for k, v in first["per_segment"].items()},
