@@ -131,9 +131,9 @@ ROLLUP_WINDOWS = (7, 14, 30, 90, 365)
 class RollupState(models.Model):
     """The one row saying as of when the windowed rollup columns were computed (`as_of`).
 
-    Windowed columns count [as_of - N days, as_of); the compiler corrects them to any `now` near
-    `as_of` with two small slices of the raw rows, so a rule's answer does not depend on when the
-    rollups were built.
+    Windowed columns count the rows since as_of - N days; the compiler corrects them to any `now`
+    near `as_of` with one small slice of the raw rows, so a rule's answer does not depend on when
+    the rollups were built.
     """
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)

@@ -4,8 +4,8 @@ aggregating millions of raw rows for every preview and refresh.
 
 `segments_customerrollup` holds, per customer: order count, revenue, first/last order (every status
 but `cancelled`); per event type count and first/last time; and for fixed windows (7, 14, 30, 90,
-365 days) event counts per type, order count and revenue over [as_of - N days, as_of). The
-single `RollupState` row says what `as_of` is.
+365 days) event counts per type, order count and revenue since as_of - N days (no upper end, as
+in the rules). The single `RollupState` row says what `as_of` is.
 
 Kept two ways, both one INSERT ... SELECT with a GROUP BY over orders and one over events:
 - `rebuild_rollups(as_of=...)`: every customer (the hourly full refresh runs it before the
@@ -16,8 +16,8 @@ Kept two ways, both one INSERT ... SELECT with a GROUP BY over orders and one ov
 Exactness: every committed event or order is either in the rollups or its customer is still in
 `segments_touchedcustomer`; the compiler reads those customers from the raw rows
 (`segments.rules.compiler.matching_customers`). Windowed columns are corrected to the rule's
-`now` with two slices of raw rows ([as_of - N, now - N) and [as_of, ...)), which are small while
-`now` is close to `as_of` (the compiler does not use rollups further than MAX_LAG away).
+`now` with one slice of raw rows (between now - N and as_of - N), which is small while `now` is
+close to `as_of` (the compiler does not use rollups further than MAX_LAG away).
 
 PostgreSQL only: the embedded SQLite default of the demo evaluates every rule on the raw rows.
 """
@@ -77,8 +77,8 @@ def _columns() -> tuple[list[str], list[str], list[str]]:
     for days in ROLLUP_WINDOWS:
         order_cols += [rollup_column("order_count", days), rollup_column("order_revenue", days)]
         order_exprs += [
-            f"sum(CASE WHEN placed_at >= %(from{days})s AND placed_at < %(as_of)s THEN 1 END)",
-            f"sum(CASE WHEN placed_at >= %(from{days})s AND placed_at < %(as_of)s THEN total END)",
+            f"sum(CASE WHEN placed_at >= %(from{days})s THEN 1 END)",
+            f"sum(CASE WHEN placed_at >= %(from{days})s THEN total END)",
         ]
     event_cols, event_exprs = [], []
     for kind in ROLLUP_EVENT_TYPES:
@@ -91,10 +91,7 @@ def _columns() -> tuple[list[str], list[str], list[str]]:
     for days in ROLLUP_WINDOWS:
         for kind in ROLLUP_WINDOW_EVENT_TYPES:
             event_cols.append(rollup_column(f"{kind}_count", days))
-            event_exprs.append(
-                f"sum(CASE WHEN type = '{kind}' AND occurred_at >= %(from{days})s "
-                "AND occurred_at < %(as_of)s THEN 1 END)"
-            )
+            event_exprs.append(f"sum(CASE WHEN type = '{kind}' AND occurred_at >= %(from{days})s THEN 1 END)")
     return order_cols, event_cols, order_exprs + event_exprs
 
 

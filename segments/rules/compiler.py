@@ -341,7 +341,7 @@ class Compiler:
         )
         counts = [rollup_column(f"{t}_count", days) for t in types]
         if kind == "count" or c.op in f.SET_OPS:
-            return self._rollup_sum(c, counts, slices, days, value="1", op_kind=kind)
+            return self._rollup_sum(c, counts, slices, days, value="1")
         if days is not None or len(types) != 1:
             return None
         return self._rollup_column(c, f"{types[0]}_{kind}")
@@ -359,9 +359,9 @@ class Compiler:
             table="customers_order", time_column="placed_at", condition="status <> 'cancelled'", params=[]
         )
         if kind == "count" or c.op in f.SET_OPS:
-            return self._rollup_sum(c, [rollup_column("order_count", days)], slices, days, "1", kind)
+            return self._rollup_sum(c, [rollup_column("order_count", days)], slices, days, "1")
         if kind == "revenue":
-            return self._rollup_sum(c, [rollup_column("order_revenue", days)], slices, days, "total", kind)
+            return self._rollup_sum(c, [rollup_column("order_revenue", days)], slices, days, "total")
         if days is not None:
             return None
         if kind == "aov":
@@ -383,12 +383,14 @@ class Compiler:
         return Q(pk__in=rows.values("customer_id"))
 
     def _rollup_sum(
-        self, c: Condition, columns: list[str], slices: RawSlices, days: int | None, value: str, op_kind: str
+        self, c: Condition, columns: list[str], slices: RawSlices, days: int | None, value: str
     ) -> Q:
-        """A count or a sum from the rollups; a window corrected to `now` by two raw slices.
+        """A count or a sum from the rollups; a window corrected to `now` with one raw slice.
 
-        The windowed column holds [as_of - days, as_of); the rule wants [now - days, ...): add
-        or remove the rows between the two starts, and add every row since as_of.
+        A windowed column holds [as_of - days, ...); the rule wants [now - days, ...): the rows
+        between the two starts are subtracted (now after as_of) or added (before). Customers with
+        rows in that slice (few: it is as long as now - as_of) are summed apart; the others are a
+        plain filter of the rollup table, with no grouping.
         """
         from segments.models import CustomerRollup
 
@@ -396,36 +398,34 @@ class Compiler:
         op, target = c.op, c.value
         if op in f.SET_OPS:  # "has matching rows": a count above zero
             op, target = ("gt", 0) if op == "is_set" else ("lte", 0)
-            value = "1"
-        zero = 0
+        complement = self.holds_for(op, target, 0)  # then select who fails, and exclude them
         table = CustomerRollup._meta.db_table
         total = " + ".join(f"coalesce({column}, 0)" for column in columns)
-        as_of = self.rollups.as_of
-        if days is None:
-            parts, params = [f"SELECT customer_id, {total} AS v FROM {table}"], []
+        predicate, predicate_params = _sql_compare(total, op, target)
+        summed, summed_params = _sql_compare("sum(v)", op, target)
+        if complement:
+            predicate, summed = f"NOT ({predicate})", f"NOT ({summed})"
+        start_rule = self.cutoff(days) if days is not None else None
+        start_kept = self.rollups.as_of - timedelta(days=days) if days is not None else None
+        if days is None or start_rule == start_kept:
+            sql, params = f"SELECT customer_id FROM {table} WHERE {predicate}", list(predicate_params)
         else:
-            present = " OR ".join(f"{column} IS NOT NULL" for column in columns)
-            parts = [f"SELECT customer_id, {total} AS v FROM {table} WHERE {present}"]
-            params: list = []
-            start_rule, start_kept = self.cutoff(days), as_of - timedelta(days=days)
-            if start_rule != start_kept:
-                low, high, sign = (
-                    (start_kept, start_rule, "-") if start_rule > start_kept else (start_rule, start_kept, "")
-                )
-                parts.append(slices.select(f"{sign}{value}", low, high))
-                params += [*slices.params, low, high]
-            # Rows at or after as_of are in no window column (a rule's window has no upper end).
-            parts.append(slices.select(value, as_of, None))
-            params += [*slices.params, as_of]
-        if len(parts) == 1:
-            predicate, predicate_params = _sql_compare("v", op, target)
-            sql = f"SELECT customer_id FROM ({parts[0]}) u WHERE "
-        else:
-            predicate, predicate_params = _sql_compare("sum(v)", op, target)
-            sql = f"SELECT customer_id FROM ({' UNION ALL '.join(parts)}) u GROUP BY customer_id HAVING "
-        if self.holds_for(op, target, zero):
-            return ~Q(pk__in=RawSQL(f"{sql}NOT ({predicate})", (*params, *predicate_params)))
-        return Q(pk__in=RawSQL(f"{sql}{predicate}", (*params, *predicate_params)))
+            low, high, sign = (
+                (start_kept, start_rule, "-") if start_rule > start_kept else (start_rule, start_kept, "")
+            )
+            part = slices.select(f"{sign}{value}", low, high)
+            part_params = [*slices.params, low, high]
+            sql = (
+                f"SELECT r.customer_id FROM {table} r WHERE {predicate} "
+                f"AND NOT EXISTS (SELECT 1 FROM ({part}) s WHERE s.customer_id = r.customer_id) "
+                f"UNION ALL SELECT customer_id FROM ("
+                f"SELECT customer_id, {total} AS v FROM {table} "
+                f"WHERE customer_id IN (SELECT customer_id FROM ({part}) s) UNION ALL {part}"
+                f") u GROUP BY customer_id HAVING {summed}"
+            )
+            params = [*predicate_params, *part_params, *part_params, *part_params, *summed_params]
+        matched = Q(pk__in=RawSQL(sql, tuple(params)))
+        return ~matched if complement else matched
 
     def _loyalty(self, c: Condition) -> Q:
         from loyalty.models import Membership, PointsLot
