@@ -25,10 +25,7 @@ from django.db.models import (
     Avg,
     CharField,
     Count,
-    DecimalField,
     Exists,
-    ExpressionWrapper,
-    F,
     Func,
     JSONField,
     Max,
@@ -64,6 +61,11 @@ class Compiler:
 
     # --- tree -----------------------------------------------------------------------------
     def compile(self, node) -> Q:
+        if self.rollups is not None and isinstance(node, Group | Not):
+            tree = self._rollup_tree(node)
+            if tree is not None:
+                self.used_rollups = True
+                return _rollup_filter(*tree)
         if isinstance(node, Group):
             parts = [self.compile(child) for child in node.children]
             if node.kind == "any" and any(part == EVERYONE for part in parts):
@@ -325,6 +327,14 @@ class Compiler:
 
     # --- the same answers from the per-customer rollups (segments/rollups.py) ------------------------
     def _event_rollup(self, c: Condition) -> Q | None:
+        leaf = self._event_leaf(c)
+        return None if leaf is None else self._leaf_q(leaf)
+
+    def _order_rollup(self, c: Condition) -> Q | None:
+        leaf = self._order_leaf(c)
+        return None if leaf is None else self._leaf_q(leaf)
+
+    def _event_leaf(self, c: Condition) -> RollupLeaf | None:
         """An event condition the rollups answer exactly (types and a fixed window only), else None."""
         if set(c.where) - {"type", "within_days"}:
             return None
@@ -341,12 +351,12 @@ class Compiler:
         )
         counts = [rollup_column(f"{t}_count", days) for t in types]
         if kind == "count" or c.op in f.SET_OPS:
-            return self._rollup_sum(c, counts, slices, days, value="1")
+            return RollupLeaf(c, "sum", counts, days, slices, "1")
         if days is not None or len(types) != 1:
             return None
-        return self._rollup_column(c, f"{types[0]}_{kind}")
+        return RollupLeaf(c, "time", [f"{types[0]}_{kind}"])
 
-    def _order_rollup(self, c: Condition) -> Q | None:
+    def _order_leaf(self, c: Condition) -> RollupLeaf | None:
         if set(c.where) - {"status", "within_days"}:
             return None
         if "status" in c.where and set(c.where["status"]) != set(f.ORDER_STATUSES) - {"cancelled"}:
@@ -359,71 +369,104 @@ class Compiler:
             table="customers_order", time_column="placed_at", condition="status <> 'cancelled'", params=[]
         )
         if kind == "count" or c.op in f.SET_OPS:
-            return self._rollup_sum(c, [rollup_column("order_count", days)], slices, days, "1")
+            return RollupLeaf(c, "sum", [rollup_column("order_count", days)], days, slices, "1")
         if kind == "revenue":
-            return self._rollup_sum(c, [rollup_column("order_revenue", days)], slices, days, "total")
+            return RollupLeaf(c, "sum", [rollup_column("order_revenue", days)], days, slices, "total")
         if days is not None:
             return None
         if kind == "aov":
-            from segments.models import CustomerRollup
+            return RollupLeaf(c, "aov", ["order_revenue", "order_count"])
+        return RollupLeaf(c, "time", [f"order_{kind}"])
 
-            self.used_rollups = True
-            rows = CustomerRollup.objects.annotate(
-                v=ExpressionWrapper(F("order_revenue") / F("order_count"), output_field=DecimalField())
-            )
-            return Q(pk__in=rows.filter(self.compare("v", c.op, c.value)).values("customer_id"))
-        return self._rollup_column(c, f"order_{kind}")
+    def _leaf_predicate(self, leaf: RollupLeaf) -> tuple[str, list, bool] | None:
+        """(SQL over one rollup row, its parameters, whether it holds for a customer without a row);
+        None when the window needs a raw slice (`now` is not the rollups' as_of)."""
+        c = leaf.condition
+        if leaf.kind == "sum":
+            if leaf.days is not None and self.cutoff(leaf.days) != self.rollups.as_of - timedelta(
+                days=leaf.days
+            ):
+                return None
+            op, target = c.op, c.value
+            if op in f.SET_OPS:  # "has matching rows": a count above zero
+                op, target = ("gt", 0) if op == "is_set" else ("lte", 0)
+            total = " + ".join(f"coalesce({column}, 0)" for column in leaf.columns)
+            sql, params = _sql_compare(total, op, target)
+            return sql, params, self.holds_for(op, target, 0)
+        if leaf.kind == "aov":
+            sql, params = _sql_compare("(order_revenue / order_count)", c.op, c.value)
+        else:
+            sql, params = _sql_compare_time(leaf.columns[0], c.op, c.value, self.now)
+        # No value (NULL) never matches a comparison; NOT of it must then hold, so no NULL escapes.
+        return f"coalesce({sql}, false)", params, False
 
-    def _rollup_column(self, c: Condition, column: str) -> Q:
-        """A first/last time: customers without one never match (the comparison ops only)."""
-        from segments.models import CustomerRollup
-
+    def _leaf_q(self, leaf: RollupLeaf) -> Q:
         self.used_rollups = True
-        rows = CustomerRollup.objects.filter(self.compare(column, c.op, c.value))
-        return Q(pk__in=rows.values("customer_id"))
+        predicate = self._leaf_predicate(leaf)
+        if predicate is not None:
+            return _rollup_filter(*predicate)
+        return self._rollup_sum(leaf)
 
-    def _rollup_sum(
-        self, c: Condition, columns: list[str], slices: RawSlices, days: int | None, value: str
-    ) -> Q:
-        """A count or a sum from the rollups; a window corrected to `now` with one raw slice.
+    def _rollup_tree(self, node) -> tuple[str, list, bool] | None:
+        """A whole subtree of rollup conditions as one predicate over the rollup row (one scan of
+        the table instead of one per condition), or None."""
+        if isinstance(node, Condition):
+            leaf = None
+            if node.family == "event":
+                leaf = self._event_leaf(node)
+            elif node.family == "order":
+                leaf = self._order_leaf(node)
+            return None if leaf is None else self._leaf_predicate(leaf)
+        if isinstance(node, Not):
+            inner = self._rollup_tree(node.child)
+            return None if inner is None else (f"NOT ({inner[0]})", inner[1], not inner[2])
+        if isinstance(node, Group) and node.children:
+            parts = [self._rollup_tree(child) for child in node.children]
+            if any(part is None for part in parts):
+                return None
+            joiner = " AND " if node.kind == "all" else " OR "
+            sql = joiner.join(f"({part[0]})" for part in parts)
+            params = [p for part in parts for p in part[1]]
+            zero = all(p[2] for p in parts) if node.kind == "all" else any(p[2] for p in parts)
+            return sql, params, zero
+        return None
 
-        A windowed column holds [as_of - days, ...); the rule wants [now - days, ...): the rows
-        between the two starts are subtracted (now after as_of) or added (before). Customers with
-        rows in that slice (few: it is as long as now - as_of) are summed apart; the others are a
-        plain filter of the rollup table, with no grouping.
+    def _rollup_sum(self, leaf: RollupLeaf) -> Q:
+        """A count or a sum over a window whose start moved since as_of, corrected with one raw slice.
+
+        A windowed column holds the rows since as_of - days; the rule wants those since now - days:
+        the rows between the two starts are subtracted (now after as_of) or added (before). Customers
+        with rows in that slice (few: it is as long as now - as_of) are summed apart; the others are
+        a plain filter of the rollup table, with no grouping.
         """
         from segments.models import CustomerRollup
 
-        self.used_rollups = True
+        c, days, slices = leaf.condition, leaf.days, leaf.slices
         op, target = c.op, c.value
-        if op in f.SET_OPS:  # "has matching rows": a count above zero
+        if op in f.SET_OPS:
             op, target = ("gt", 0) if op == "is_set" else ("lte", 0)
         complement = self.holds_for(op, target, 0)  # then select who fails, and exclude them
         table = CustomerRollup._meta.db_table
-        total = " + ".join(f"coalesce({column}, 0)" for column in columns)
+        total = " + ".join(f"coalesce({column}, 0)" for column in leaf.columns)
         predicate, predicate_params = _sql_compare(total, op, target)
         summed, summed_params = _sql_compare("sum(v)", op, target)
         if complement:
             predicate, summed = f"NOT ({predicate})", f"NOT ({summed})"
-        start_rule = self.cutoff(days) if days is not None else None
-        start_kept = self.rollups.as_of - timedelta(days=days) if days is not None else None
-        if days is None or start_rule == start_kept:
-            sql, params = f"SELECT customer_id FROM {table} WHERE {predicate}", list(predicate_params)
-        else:
-            low, high, sign = (
-                (start_kept, start_rule, "-") if start_rule > start_kept else (start_rule, start_kept, "")
-            )
-            part = slices.select(f"{sign}{value}", low, high)
-            part_params = [*slices.params, low, high]
-            sql = (
-                f"SELECT r.customer_id FROM {table} r WHERE {predicate} "
-                f"AND NOT EXISTS (SELECT 1 FROM ({part}) s WHERE s.customer_id = r.customer_id) "
-                f"UNION ALL SELECT customer_id FROM ("
-                f"SELECT customer_id, {total} AS v FROM {table} "
-                f"WHERE customer_id IN (SELECT customer_id FROM ({part}) s) UNION ALL {part}"
-                f") u GROUP BY customer_id HAVING {summed}"
-            )
-            params = [*predicate_params, *part_params, *part_params, *part_params, *summed_params]
+        start_rule, start_kept = self.cutoff(days), self.rollups.as_of - timedelta(days=days)
+        low, high, sign = (
+            (start_kept, start_rule, "-") if start_rule > start_kept else (start_rule, start_kept, "")
+        )
+        part = slices.select(f"{sign}{leaf.value}", low, high)
+        part_params = [*slices.params, low, high]
+        sql = (
+            f"SELECT r.customer_id FROM {table} r WHERE {predicate} "
+            f"AND NOT EXISTS (SELECT 1 FROM ({part}) s WHERE s.customer_id = r.customer_id) "
+            f"UNION ALL SELECT customer_id FROM ("
+            f"SELECT customer_id, {total} AS v FROM {table} "
+            f"WHERE customer_id IN (SELECT customer_id FROM ({part}) s) UNION ALL {part}"
+            f") u GROUP BY customer_id HAVING {summed}"
+        )
+        params = [*predicate_params, *part_params, *part_params, *part_params, *summed_params]
         matched = Q(pk__in=RawSQL(sql, tuple(params)))
         return ~matched if complement else matched
 
@@ -483,6 +526,47 @@ class Compiler:
         rows = SegmentMembership.objects.filter(segment_id__in=list(c.value), exited_at__isnull=True)
         matched = self._exists(rows)
         return matched if c.op == "in" else ~matched
+
+
+@dataclass(frozen=True)
+class RollupLeaf:
+    """How the rollups answer one condition: `sum` of count/revenue columns (maybe windowed),
+    `aov`, or a first/last `time` column."""
+
+    condition: Condition
+    kind: str
+    columns: list[str]
+    days: int | None = None
+    slices: RawSlices | None = None
+    value: str = "1"  # what one raw row adds to the sum: 1 or its total
+
+
+def _rollup_filter(predicate: str, params: list, holds_without_row: bool) -> Q:
+    """Customers whose rollup row satisfies the predicate (or, when it holds for a customer without
+    a row, every customer but those whose row fails it)."""
+    from segments.models import CustomerRollup
+
+    table = CustomerRollup._meta.db_table
+    if holds_without_row:
+        return ~Q(pk__in=RawSQL(f"SELECT customer_id FROM {table} WHERE NOT ({predicate})", tuple(params)))
+    return Q(pk__in=RawSQL(f"SELECT customer_id FROM {table} WHERE {predicate}", tuple(params)))
+
+
+def _sql_compare_time(column: str, op: str, value: Any, now: datetime) -> tuple[str, list]:
+    """`column <op> value` for the datetime operators, as `Compiler.compare` does them."""
+    if op == "before":
+        return f"{column} < %s", [value]
+    if op == "after":
+        return f"{column} > %s", [value]
+    if op == "between":
+        return f"({column} >= %s AND {column} <= %s)", [value[0], value[1]]
+    if op == "within_last_days":
+        return f"{column} >= %s", [now - timedelta(days=value)]
+    if op == "more_than_days_ago":
+        return f"{column} < %s", [now - timedelta(days=value)]
+    if op == "within_next_days":
+        return f"({column} >= %s AND {column} <= %s)", [now, now + timedelta(days=value)]
+    raise ValueError(f"operator {op} has no time comparison")
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,35 @@ RULES = [
         ]
     },
 ]
+RULES += [  # whole subtrees of rollup conditions become one predicate over the rollup row
+    {
+        "not": {
+            "any": [
+                {"field": "order.last_at", "op": "within_last_days", "value": 20},
+                {"field": "order.aov", "op": "gt", "value": 40},
+            ]
+        }
+    },
+    {
+        "all": [
+            {"field": "event.count", "where": {"type": "view", "within_days": 90}, "op": "lt", "value": 2},
+            {"not": {"field": "event.last_at", "where": {"type": "search"}, "op": "is_set"}},
+            {
+                "any": [
+                    {"field": "order.count", "op": "eq", "value": 0},
+                    {"field": "order.revenue", "op": "gt", "value": 100},
+                ]
+            },
+        ]
+    },
+    {
+        "not": {
+            "field": "order.first_at",
+            "op": "between",
+            "value": [(AS_OF - timedelta(days=300)).isoformat(), AS_OF.isoformat()],
+        }
+    },
+]
 # Around as_of: the windows are corrected by raw slices in both directions.
 OFFSETS = [timedelta(0), timedelta(hours=5), timedelta(days=2, hours=3), -timedelta(hours=7)]
 
@@ -152,6 +181,8 @@ def test_rollups_answer_exactly_what_the_raw_rows_answer():
     assert result.customers == CustomerRollup.objects.count() > 0
     assert RollupState.objects.get().as_of == AS_OF
     assert all(uses_rollups(rule, AS_OF) for rule in RULES)
+    # a subtree of rollup conditions is one scan of the rollup table
+    assert str(matching_customers(RULES[-2], now=AS_OF).query).count("segments_customerrollup") == 1
     assert_same("after the rebuild")
 
     # New orders (a return among them) and events, not yet drained: read raw for those customers.
