@@ -536,6 +536,7 @@ def compute_clusters(*, k_range: tuple[int, int] | None = None, seed: int = 0) -
         with transaction.atomic():
             _lock()
             _write_columns(customer_ids=ids, values={"cluster": clusters.labels}, clear_others=True)
+        _vacuum_features()  # fresh statistics for the new column values (see compute_clv)
         summary = {
             "k": clusters.k,
             "features": list(CLUSTER_FEATURES),
@@ -637,6 +638,10 @@ def compute_clv(*, as_of: datetime | None = None) -> AnalyticsRun:
             _write_columns(
                 customer_ids=result.pop("customer_ids"), values=result.pop("values"), clear_others=True
             )
+        # Fresh statistics for the columns just written: with those of the features run (churn
+        # all NULL), the planner takes `churn_probability < 0.5` for one row and picks an index
+        # scan over half the customers for every segment rule that tests it.
+        _vacuum_features()
     except (ModelFitError, CustomerDataError) as exc:
         _close_run(run, state=AnalyticsRun.State.FAILED, error=str(exc))
         return run
