@@ -279,7 +279,10 @@ def refresh_all_segments() -> list[RefreshResult] | None:
             Segment.objects.filter(kind=Segment.Kind.DYNAMIC, active=True).values_list("pk", flat=True)
         )
         if active:
-            rollups.rebuild_rollups()
+            try:
+                rollups.rebuild_rollups()
+            except Exception:  # noqa: BLE001 - the previous rollups stay exact (as of their as_of)
+                logger.exception("rebuilding the segment rollups failed")
         return refresh_segments(segment_ids=active)
     finally:
         _unlock(REFRESH_ALL_LOCK)
