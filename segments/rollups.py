@@ -43,6 +43,11 @@ from segments.models import (
 TABLE = CustomerRollup._meta.db_table
 LOCK = (510_503, 0)  # pg_advisory_xact_lock: one writer of the rollups at a time
 MAX_LAG = timedelta(days=3)  # further from as_of than this, the compiler reads raw rows
+# The hourly full refresh rebuilds the rollups once they are this old (the setting
+# SEGMENTS_ROLLUP_REBUILD_HOURS): in between, the drain keeps them exact and the compiler corrects
+# windows with a slice of at most this many hours of rows. The rebuild is also the safety net for
+# a touch that was never recorded (a crash between an ingest's commit and its signal).
+REBUILD_HOURS = 6
 NOT_CANCELLED = "status <> 'cancelled'"
 
 
@@ -134,6 +139,14 @@ class RollupResult:
     customers: int
     seconds: float
     as_of: datetime
+
+
+def rebuild_due(*, now: datetime | None = None) -> bool:
+    from django.conf import settings
+
+    hours = getattr(settings, "SEGMENTS_ROLLUP_REBUILD_HOURS", REBUILD_HOURS)
+    as_of = RollupState.objects.filter(pk=1).values_list("as_of", flat=True).first()
+    return enabled() and (as_of is None or (now or timezone.now()) - as_of >= timedelta(hours=hours))
 
 
 def rebuild_rollups(*, as_of: datetime | None = None) -> RollupResult | None:

@@ -278,7 +278,7 @@ def refresh_all_segments() -> list[RefreshResult] | None:
         active = list(
             Segment.objects.filter(kind=Segment.Kind.DYNAMIC, active=True).values_list("pk", flat=True)
         )
-        if active:
+        if active and rollups.rebuild_due():
             try:
                 rollups.rebuild_rollups()
             except Exception:  # noqa: BLE001 - the previous rollups stay exact (as of their as_of)

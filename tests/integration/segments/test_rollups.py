@@ -257,6 +257,12 @@ def test_full_refresh_and_preview_read_the_rollups():
         )
     )
     assert members == raw
+    built = RollupState.objects.get().as_of
+    services.refresh_all_segments()  # rollups an instant old: not rebuilt
+    assert RollupState.objects.get().as_of == built
+    RollupState.objects.update(as_of=built - timedelta(hours=rollups.REBUILD_HOURS))
+    services.refresh_all_segments()  # 6 hours old: rebuilt
+    assert RollupState.objects.get().as_of > built
     with CaptureQueriesContext(connection) as queries:
         preview = preview_rule(rule=segment.rules)
     assert preview["count"] == len(raw)
