@@ -44,6 +44,9 @@ from segments.models import (
 TABLE = CustomerRollup._meta.db_table
 NEXT = f"{TABLE}_next"  # the rebuild writes here, then swaps it in
 LOCK = (510_503, 0)  # pg_advisory_xact_lock: one writer of the rollups at a time
+# Held exclusively by a rebuild from the swap to its commit, shared by a transaction that compiled
+# a rule against the rollups: its as_of and the table it reads then belong to the same build.
+SWAP_LOCK = (510_503, 1)
 MAX_LAG = timedelta(days=3)  # further from as_of than this, the compiler reads raw rows
 # The hourly full refresh rebuilds the rollups once they are this old (the setting
 # SEGMENTS_ROLLUP_REBUILD_HOURS): in between, the drain keeps them exact and the compiler corrects
@@ -65,9 +68,19 @@ class Snapshot:
 
 
 def current(*, now: datetime) -> Snapshot | None:
-    """The rollups' state if the compiler may answer a rule evaluated at `now` from them."""
+    """The rollups' state if the compiler may answer a rule evaluated at `now` from them.
+
+    Exact under a concurrent rebuild only inside a transaction (refreshes and previews run in one):
+    the shared SWAP_LOCK keeps the as_of read here and the table the query reads together."""
     if not enabled():
         return None
+    if connection.in_atomic_block:
+        # Until this transaction ends, no rebuild swaps in rollups of another as_of; while one is
+        # swapping (an instant), read raw rows rather than wait.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_xact_lock_shared(%s, %s)", list(SWAP_LOCK))
+            if not cursor.fetchone()[0]:
+                return None
     state = RollupState.objects.filter(pk=1).values_list("as_of", flat=True).first()
     if state is None or abs(now - state) > MAX_LAG:
         return None
@@ -170,6 +183,7 @@ def rebuild_rollups(*, as_of: datetime | None = None) -> RollupResult | None:
         cursor.execute(_insert_sql(scoped=False, table=NEXT), _params(as_of))
         customers = cursor.rowcount
         cursor.execute(f"ALTER TABLE {NEXT} ADD CONSTRAINT {NEXT}_pkey PRIMARY KEY (customer_id)")
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", list(SWAP_LOCK))
         cursor.execute(f"DROP TABLE {TABLE}")
         cursor.execute(f"ALTER TABLE {NEXT} RENAME TO {TABLE}")
         cursor.execute(f"ALTER INDEX {NEXT}_pkey RENAME TO {TABLE}_pkey")

@@ -52,10 +52,11 @@ def preview_rule(*, rule, sample_size: int = PREVIEW_SAMPLE, now=None, use_rollu
     from segments.rules.compiler import matching_customers
     from segments.services import WORK_MEM
 
-    queryset = matching_customers(rule, now=now, use_rollups=use_rollups)
     size = max(0, min(sample_size, 100))
     try:
         with transaction.atomic(), connection.cursor() as cursor:
+            # Compiled inside the transaction: the rollups it reads stay those it was compiled for.
+            queryset = matching_customers(rule, now=now, use_rollups=use_rollups)
             if connection.vendor != "postgresql":  # the embedded default: small data, two queries
                 count = queryset.count()
                 sample = list(queryset.order_by("pk").values(*SAMPLE_FIELDS)[:size])

@@ -267,3 +267,34 @@ def test_full_refresh_and_preview_read_the_rollups():
         preview = preview_rule(rule=segment.rules)
     assert preview["count"] == len(raw)
     assert any("segments_customerrollup" in q["sql"] for q in queries.captured_queries)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rebuild_swapping_its_table_sends_readers_to_the_raw_rows(settings):
+    """While a rebuild holds the swap lock, a transaction compiles against raw rows (no wait), and a
+    transaction that compiled against the rollups keeps a rebuild from swapping until it ends."""
+    import psycopg2
+    from django.db import transaction
+
+    seed(5)
+    rollups.rebuild_rollups(as_of=AS_OF)  # committed: the swap lock is free again
+    rule = {"field": "order.count", "op": "gte", "value": 1}
+    db = settings.DATABASES["default"]
+    other = psycopg2.connect(
+        dbname=db["NAME"], user=db["USER"], host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432
+    )
+    other.autocommit = True
+    try:
+        with other.cursor() as cursor:  # a rebuild at its swap
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", list(rollups.SWAP_LOCK))
+        with transaction.atomic():
+            assert not uses_rollups(rule, AS_OF)
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", list(rollups.SWAP_LOCK))
+        with transaction.atomic():
+            assert uses_rollups(rule, AS_OF)  # and this transaction holds the lock shared
+            with other.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", list(rollups.SWAP_LOCK))
+                assert cursor.fetchone()[0] is False  # a rebuild could not swap now
+    finally:
+        other.close()
