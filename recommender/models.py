@@ -57,6 +57,15 @@ class ModelVersion(models.Model):
     artifact = models.FileField(upload_to="models/", blank=True, default="")
     error = models.TextField(blank=True, default="")
     fit_seconds = models.FloatField(null=True, blank=True)
+    # The worker training this version renews its lease while it works; a lease that expires
+    # while the version is still `training` means the worker died (killed, out of memory,
+    # restarted), and `recommender.reconcile` retries the run or, after MAX_TRAINING_ATTEMPTS,
+    # fails it with the reason.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Training runs started for this version")
+    requeued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the reconciler last enqueued its run"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     promoted_at = models.DateTimeField(null=True, blank=True)
     trained_at = models.DateTimeField(null=True, blank=True)

@@ -167,6 +167,8 @@ CELERY_BEAT_SCHEDULE = {
     # Segments: drain customers touched by ingest; a full refresh (relative dates move) every hour.
     "segments.refresh_touched": {"task": "segments.refresh_touched", "schedule": timedelta(minutes=1)},
     "segments.refresh_all": {"task": "segments.refresh_all", "schedule": crontab(minute=7)},
+    # Segments: refreshes whose worker died mid-way (state stuck `running`) or whose task was lost.
+    "segments.reconcile": {"task": "segments.reconcile", "schedule": timedelta(minutes=5)},
     # Customer analytics: features + RFM, clusters, churn and CLV, chained, every night.
     "segments.analytics_pipeline": {
         "task": "segments.analytics_pipeline",
