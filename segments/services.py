@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
@@ -324,7 +325,12 @@ def reconcile_refreshes(
     """
     now = now or timezone.now()
     if running_grace is None:
-        running_grace = RUNNING_GRACE if _postgres() else SQLITE_RUNNING_GRACE
+        seconds = getattr(settings, "SEGMENTS_RUNNING_GRACE_SECONDS", None)
+        running_grace = (
+            timedelta(seconds=seconds)
+            if seconds is not None
+            else (RUNNING_GRACE if _postgres() else SQLITE_RUNNING_GRACE)
+        )
     queued_grace = QUEUED_GRACE if queued_grace is None else queued_grace
     requeue: list[int] = []
     stuck = Segment.objects.filter(refresh_state=Segment.RefreshState.RUNNING).filter(
