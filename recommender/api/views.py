@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 
 from access.models import ApiKey
 from catalog.models import Product
-from core.api import Conflict
+from core.api import Conflict, validated_query
 from recommender.api import serializers as s
 from recommender.models import ModelVersion, RecommenderConfig
 from recommender.services import registry, serving
@@ -35,9 +35,7 @@ ERRORS = {
 
 
 def _query(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.query_params)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+    return validated_query(serializer_class, request)
 
 
 def _config(name: str | None) -> RecommenderConfig | None:
@@ -118,7 +116,10 @@ class ModelVersionListView(generics.ListAPIView):
         return qs[:200]
 
 
-@extend_schema(summary="One model version", responses={200: s.ModelVersionSerializer, **ERRORS})
+@extend_schema(
+    summary="One model version",
+    responses={200: s.ModelVersionSerializer, 404: OpenApiResponse(description="No such version"), **ERRORS},
+)
 class ModelVersionDetailView(generics.RetrieveAPIView):
     scope_resource = "recommendations"
     serializer_class = s.ModelVersionSerializer
