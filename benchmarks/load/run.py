@@ -2,7 +2,7 @@
 first alone (the baseline), then while a real Celery worker sends a campaign to a local SMTP sink.
 
 Everything runs on this machine and is stopped by pid at the end: a scratch PostgreSQL database
-(`bench_load`, created and dropped here), Redis databases 10 (cache) and 11 (broker) unless
+(`bench_load` unless --scratch-db says otherwise, created and dropped here), Redis databases 10 (cache) and 11 (broker) unless
 --redis-db says otherwise, gunicorn, a Celery worker, an aiosmtpd sink in its own process, and
 locust headless (bounded in users and time). Prints one JSON object: per phase the request count,
 failures, error rate, achieved rate and p50/p95/p99 latencies, and the ratio of the p95 during the
@@ -186,6 +186,11 @@ def main() -> int:
     parser.add_argument("--web-threads", type=int, default=4)
     parser.add_argument("--send-workers", type=int, default=1)
     parser.add_argument("--redis-db", type=int, default=10, help="cache; the broker uses the next one")
+    parser.add_argument(
+        "--scratch-db",
+        default=os.environ.get("LOAD_SCRATCH_DB", SCRATCH_DB),
+        help=f"database created and dropped for the run (default {SCRATCH_DB})",
+    )
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -194,7 +199,7 @@ def main() -> int:
 
     base_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     redis_base = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379")
-    db_url = recreate_database(base_url, SCRATCH_DB)
+    db_url = recreate_database(base_url, args.scratch_db)
     work = Path(tempfile.mkdtemp(prefix="reachly-load-"))
 
     ctx = mp.get_context("spawn")
@@ -250,6 +255,7 @@ def main() -> int:
             "LOAD_API_KEY": api_key,
             "LOAD_CUSTOMERS": str(args.customers),
             "LOAD_READ_PATH": path,
+            "LOAD_READ_NAME": "GET recommendations" if read_kind == "recommendations" else "GET customer",
             "LOAD_USER_RATE": str(args.user_rate),
         }
         host = f"http://127.0.0.1:{web_port}"
@@ -284,7 +290,7 @@ def main() -> int:
         sink.join(10)
         connections.close_all()
         if not args.keep_db:
-            drop_database(base_url, SCRATCH_DB)
+            drop_database(base_url, args.scratch_db)
             shutil.rmtree(work, ignore_errors=True)  # locust's CSVs and the server logs
 
     failures = baseline["all"]["failures"] + during["all"]["failures"]
