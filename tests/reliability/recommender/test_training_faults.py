@@ -1,4 +1,4 @@
-"""A training run whose worker is SIGKILLed mid-fit: the active model keeps serving, the run is
+"""A training run whose worker is SIGKILLed mid-training: the active model keeps serving, the run is
 retried by the reconciler (its lease ran out) and completes; nothing is left `training` forever.
 
 Real parts: PostgreSQL, the Redis broker, a `celery worker` process group killed with SIGKILL.
