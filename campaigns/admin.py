@@ -92,6 +92,7 @@ class VariantInline(admin.StackedInline):
         "push_body",
         "push_icon",
         "based_on",
+        ("channel", "send_local_time", "send_delay_minutes", "recommender"),
     ]
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):

@@ -21,7 +21,7 @@ from experiments.api import serializers as s
 from experiments.models import Experiment, ExperimentState, Mode
 from experiments.services.decision import decide_experiment
 from experiments.services.holdout import holdout_report
-from experiments.services.results import experiment_results
+from experiments.services.results import cached_experiment_results
 
 ERRORS = {
     400: OpenApiResponse(description="Invalid input, with field errors"),
@@ -86,7 +86,9 @@ class ExperimentViewSet(viewsets.ModelViewSet):
         query = s.ResultsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         return Response(
-            experiment_results(experiment=self.get_object(), with_series=query.validated_data["series"])
+            cached_experiment_results(
+                experiment=self.get_object(), with_series=query.validated_data["series"]
+            )
         )
 
     @extend_schema(
