@@ -151,6 +151,13 @@ class ExperimentAdmin(admin.ModelAdmin):
                 arms=arms,
                 percent=percent,
                 chart=_chart(results, percent),
+                varies=any(
+                    v["channel"] != experiment.campaign.channel
+                    or v["send_local_time"]
+                    or v["send_delay_minutes"] is not None
+                    or v["recommender"]
+                    for v in results.get("variants", [])
+                ),
                 can_decide=experiment.mode == Mode.TEST_THEN_SEND
                 and experiment.state == ExperimentState.SAMPLING
                 and request.user.has_perm("campaigns.change_campaign"),
