@@ -47,7 +47,7 @@ def rows(campaign, **filters):
 # Send time
 
 
-def test_each_variant_waits_for_its_own_local_time_or_delay(send_settings, smtp_sink):
+def test_each_variant_waits_for_its_own_local_time_or_delay(send_settings, smtp_sink, client, admin_user):
     customers = scenario.make_customers(30, timezone_name=LONDON) + scenario.make_customers(
         30, prefix="ny", timezone_name=NEW_YORK
     )
@@ -103,6 +103,12 @@ def test_each_variant_waits_for_its_own_local_time_or_delay(send_settings, smtp_
         ("B", "18:00:00", None),
         ("C", None, 90),
     ]
+    client.force_login(admin_user)
+    page = client.get(f"/admin/experiments/experiment/{results['experiment']}/results/").content.decode()
+    assert "How each variant goes out" in page and "Not checked yet" in page
+    assert (
+        "09:00 in each customer's timezone" in page and "90 min after the campaign's time" in page
+    )
 
 
 def test_in_each_customers_timezone_the_variants_keep_the_date_and_the_run_starts_with_the_earliest(
