@@ -236,6 +236,8 @@ class ChunkSender:
         self.channel = channel or campaign.channel
         self.variants = {v.pk: v for v in campaign.variants.select_related("recommender")}
         self.composer = Composer(campaign)
+        # A variant on another channel than the campaign's is tagged with its own medium.
+        self.composer.utm["utm_medium"] = campaign.utm_medium or self.channel
         self.lease_seconds = _setting("CAMPAIGN_LEASE_SECONDS", 120)
         provider = provider_name() if self.channel == Channel.EMAIL else "push"
         key = f"{provider}:campaign:{campaign.pk}" if campaign.send_rate else provider

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
-from campaigns.models import Arm, CampaignRun, Send, SendState
+from campaigns.models import Arm, CampaignRun, Send, SendState, TrackedLink
 from campaigns.services.launch import LaunchError, launch_campaign, launch_problems, write_run_ledger
 from campaigns.services.previews import preview_variant
 from campaigns.services.sending import send_campaign_chunks
@@ -106,9 +106,7 @@ def test_each_variant_waits_for_its_own_local_time_or_delay(send_settings, smtp_
     client.force_login(admin_user)
     page = client.get(f"/admin/experiments/experiment/{results['experiment']}/results/").content.decode()
     assert "How each variant goes out" in page and "Not checked yet" in page
-    assert (
-        "09:00 in each customer's timezone" in page and "90 min after the campaign's time" in page
-    )
+    assert "09:00 in each customer's timezone" in page and "90 min after the campaign's time" in page
 
 
 def test_in_each_customers_timezone_the_variants_keep_the_date_and_the_run_starts_with_the_earliest(
@@ -248,6 +246,10 @@ def test_email_and_push_variants_each_go_out_on_their_channel(send_settings, smt
     assert smtp_sink.count() == a_sent and len(push_receiver.requests) == b_sent
     payload = push_receiver.requests[0].json()
     assert payload["url"].startswith("https://testserver/t/p/")
+    # Links are tagged with the medium each variant went out on.
+    links = dict(TrackedLink.objects.filter(variant__campaign=campaign).values_list("url", "variant__name"))
+    assert {name for url, name in links.items() if "utm_medium=push" in url} == {"B"}
+    assert {name for url, name in links.items() if "utm_medium=email" in url} == {"A"}
 
 
 def test_open_rate_cannot_compare_a_push_variant(api, send_settings):
