@@ -264,8 +264,14 @@ class LedgerWriter:
         self.plan = ledger_plan(campaign=campaign, variants=self.variants)
         weights = self.plan.weights if self.plan.weights else [v.weight for v in self.variants]
         self.design = ArmDesign.for_campaign(campaign, weights)
-        self.channel = campaign.channel
         self.variant_channels = [v.channel_on(campaign) for v in self.variants]
+        # Rows without a variant (holdout, control) are recorded on the campaign's channel, unless
+        # no variant uses it (every variant moved to push): then on the variants' channel.
+        self.channel = (
+            campaign.channel
+            if not self.variant_channels or campaign.channel in self.variant_channels
+            else self.variant_channels[0]
+        )
         self.by_id = {v.pk: v for v in self.variants}
         # The campaign's channel first: rows with no variant (holdout, control) are recorded on it.
         self.channels = list(dict.fromkeys([self.channel, *self.variant_channels]))
