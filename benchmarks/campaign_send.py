@@ -350,6 +350,18 @@ def end_to_end(campaign, customers: int, env: dict[str, str], workers: int, rece
 # The minimal loop: render + build + send over one SMTP connection, no database, no ledger
 
 
+def compose(composer, variant, send_id: int, context: dict, key: str):
+    """One message as the pipeline composes it (the minimal loop and compose-only time this)."""
+    return composer.email(
+        send_id=send_id,
+        key=f"{key}:{send_id}",
+        variant=variant,
+        context=context,
+        to=context["customer"]["email"],
+        to_name=context["customer"]["first_name"],
+    )
+
+
 def minimal_worker(
     campaign_id: int, contexts: list[tuple[int, dict]], variant_fields: dict, campaign_fields: dict, done, go
 ) -> None:
@@ -366,14 +378,7 @@ def minimal_worker(
     go.wait()
     with EmailDelivery() as delivery:
         for send_id, context in contexts:
-            composed = composer.email(
-                send_id=send_id,
-                key=f"minimal:{send_id}",
-                variant=variant,
-                context=context,
-                to=context["customer"]["email"],
-                to_name=context["customer"]["first_name"],
-            )
+            composed = compose(composer, variant, send_id, context, "minimal")
             outcome = delivery.deliver(composed.message)
             if outcome.kind != "sent":
                 raise RuntimeError(outcome.detail)
@@ -484,14 +489,7 @@ def compose_only(campaign, ids: list[int], count: int) -> dict:
     contexts, variant, composer = message_contexts(campaign, ids, count)
     started = time.perf_counter()
     for send_id, context in contexts:
-        composer.email(
-            send_id=send_id,
-            key=f"compose:{send_id}",
-            variant=variant,
-            context=context,
-            to=context["customer"]["email"],
-            to_name=context["customer"]["first_name"],
-        )
+        compose(composer, variant, send_id, context, "compose")
     seconds = time.perf_counter() - started
     return {
         "messages": len(contexts),
