@@ -222,13 +222,17 @@ class CampaignAdmin(TransitionPages, BuilderPages, admin.ModelAdmin):
     def _actions(self, request, obj) -> dict:
         """The status card's buttons: the transitions this status offers, then the builder's pages."""
         may_change = self.has_change_permission(request, obj)
+        # Every transition is on the page, those the status does not offer hidden, so that the
+        # progress poll can show Resume after an auto-pause or hide Pause once the send is over.
+        offered = OFFERED.get(obj.status, ())
         transitions = [
             {
                 "verb": verb,
-                "label": TRANSITIONS[verb][0],
+                "label": label,
                 "url": reverse("admin:campaigns_campaign_transition", args=[obj.pk, verb]),
+                "offered": verb in offered,
             }
-            for verb in OFFERED.get(obj.status, ())
+            for verb, (label, _run, _past) in TRANSITIONS.items()
             if may_change
         ]
         pages = [("Preview", "preview"), ("Progress", "progress"), ("Report", "report")]

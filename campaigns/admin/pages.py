@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from access.services import audit_request
+from campaigns.admin.transitions import OFFERED
 from campaigns.composition import TemplateError
 from campaigns.models import Campaign, TestSend
 from campaigns.services import lifecycle, previews, results
@@ -237,6 +238,9 @@ class BuilderPages:
     def progress_view(self, request, pk: int):
         campaign = self._campaign(request, pk)
         data = results.progress(campaign=campaign)
+        # What the status card needs to follow a change of status without a reload.
+        data["status_display"] = campaign.get_status_display()
+        data["offered"] = list(OFFERED.get(campaign.status, ()))
         if request.GET.get("format") == "json":
             return JsonResponse(data, json_dumps_params={"default": str})
         return TemplateResponse(

@@ -317,7 +317,7 @@ def test_marketer_journey(browser, live_server, worker, smtp_sink, shop):
     Campaign.objects.filter(pk=campaign.pk).update(assignment_salt="marketer-journey")  # not random
     # Saved: the status card offers launch and cancel, and the content step previews each
     # variant for a customer of the audience as the marketer types.
-    assert [a.inner_text() for a in page.locator("#builder-actions a.transition").all()] == [
+    assert [a.inner_text() for a in page.locator("#builder-actions a.transition:visible").all()] == [
         "Launch",
         "Cancel",
     ]
@@ -382,6 +382,11 @@ def test_marketer_journey(browser, live_server, worker, smtp_sink, shop):
         timeout=90_000,
     )
     _wait_for(lambda: smtp_sink.count() >= 1 + AUDIENCE, timeout=60, what="the campaign's messages")
+    # The status card follows the campaign to its end: no transition is left to offer.
+    page.wait_for_function(
+        "document.getElementById('campaign-status').textContent === 'Sent'", timeout=60_000
+    )
+    assert page.locator("#builder-actions a.transition:visible").count() == 0
     _shot(page, "08-progress")
     sent = Send.objects.filter(campaign=campaign, state=SendState.SENT)
     assert sent.count() == AUDIENCE

@@ -95,6 +95,9 @@
     });
   }
 
+  /* The badge tone of each status, as the server draws it (campaigns/admin/campaign.py). */
+  var TONES = { sent: "ok", sending: "", scheduled: "", paused: "warn", cancelled: "bad", draft: "warn" };
+
   /* Progress: poll the ledger counts while the campaign is sending. */
   function progress() {
     var box = document.querySelector("[data-progress-url]");
@@ -112,7 +115,15 @@
           text.textContent = data.percent + " % — " + data.done.toLocaleString() + " of " +
             data.total.toLocaleString() + " messages final (" + data.status + ")";
           box.dataset.status = data.status;
-          if (status) status.textContent = data.status;
+          if (status) {
+            status.textContent = data.status_display || data.status;
+            if (status.classList.contains("badge")) status.className = "badge big " + (TONES[data.status] || "");
+          }
+          if (data.offered) {
+            document.querySelectorAll("a.transition[data-verb]").forEach(function (a) {
+              a.hidden = data.offered.indexOf(a.dataset.verb) < 0;
+            });
+          }
           if (data.status === "sending" || data.status === "scheduled") setTimeout(poll, 2000);
         })
         .catch(function () { setTimeout(poll, 5000); });
