@@ -45,7 +45,7 @@ class VariantInline(admin.StackedInline):
     verbose_name = "variant"
     verbose_name_plural = CONTENT
     fieldsets = [
-        (None, {"fields": [("name", "weight"), "based_on"]}),
+        (None, {"fields": ["name", "weight", "based_on"]}),
         (
             "Email message",
             {"fields": ["subject", "preheader", "html", "text"], "classes": ["channel-email"]},

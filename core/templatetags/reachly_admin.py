@@ -145,6 +145,7 @@ def campaign_report_charts(report: dict) -> dict:
                     ("Sent", [float(b["sent"]) for b in buckets] or [0]),
                     ("Opens", [float(b["opens_human"]) for b in buckets] or [0]),
                     ("Clicks", [float(b["clicks"]) for b in buckets] or [0]),
+                    ("Conversions", [float(b["conversions"]) for b in buckets] or [0]),
                 ],
                 title="Engagement over time",
                 height=200,

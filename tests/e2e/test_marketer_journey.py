@@ -169,6 +169,17 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+def _tall_shot(page, name: str) -> None:
+    """The whole page in one viewport: a full-page shot would leave the sandboxed preview frame
+    blank (offscreen frames are not painted) and draw the sticky menu where the page is scrolled."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": page.evaluate("document.body.scrollHeight")})
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+    page.set_viewport_size(size)
+
+
 def _wait_for(predicate, *, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -331,10 +342,18 @@ def test_marketer_journey(browser, live_server, worker, smtp_sink, shop):
         "document.getElementById('builder-preview-subject').textContent.startsWith('New mugs for')"
     )
     assert "Product" in page.frame_locator("#builder-preview-html").locator("body").inner_text()
+    # Typing in variant A brings the preview back to A, unsaved text rendered.
+    page.fill("#id_variants-0-subject", "{{ customer.first_name }}, autumn mugs for you")
+    page.wait_for_function(
+        "document.getElementById('builder-preview-subject').textContent"
+        f" === '{first.first_name}, autumn mugs for you'"
+    )
+    assert page.input_value("#builder-preview-variant") == "0"
     # Offscreen sandboxed frames are not painted until they scroll into view.
     page.locator("#content-preview").scroll_into_view_if_needed()
     page.wait_for_timeout(300)
-    _shot(page, "04b-campaign-builder-saved")
+    page.locator(".builder-content").screenshot(path=str(SHOTS / "04c-campaign-builder-content.png"))
+    _tall_shot(page, "04b-campaign-builder-saved")
 
     # 4. Preview variant B for a customer; edits re-render live, without saving.
     customer = shop["customers"][3]

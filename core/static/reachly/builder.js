@@ -290,8 +290,12 @@
     if (group) {
       group.addEventListener("input", function (event) {
         if (/-name$/.test(event.target.name || "")) options();
-        if (event.target.closest(".inline-related") &&
-            event.target.closest(".inline-related").id === "variants-" + select.value) render();
+        var edited = event.target.closest(".inline-related");
+        if (!edited || !event.target.dataset.part) return;
+        // The preview follows the variant being edited.
+        var index = edited.id.split("-").pop();
+        if (select.value !== index) { options(); select.value = index; }
+        render();
       });
     }
     document.addEventListener("formset:added", options);
