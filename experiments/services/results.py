@@ -147,7 +147,10 @@ def _comparisons(
                 "p_value": c.p_value,
                 "chance_to_win": c.chance_to_win,
                 "expected_loss": c.expected_loss,
-                "direction": decisive(c),
+                # Whether there is a difference is one test, on the absolute difference (the one the
+                # decision rule uses); the relative interval is its delta-method presentation and can
+                # disagree at the margin, so it never decides.
+                "direction": decisive(abs_c.comparison),
                 "verdict": head.verdict,
                 "note": c.note,
             }
@@ -156,12 +159,26 @@ def _comparisons(
 
 
 def overall_verdict(
-    analysis: ExperimentAnalysis | None, *, final: bool, label: str, srm_checked: bool = True
+    analysis: ExperimentAnalysis | None,
+    *,
+    final: bool,
+    label: str,
+    absolute: ExperimentAnalysis | None = None,
+    srm_checked: bool = True,
 ) -> str:
+    """The headline sentence. A comparison is clear when its absolute test is (as for the decision);
+    it is then told in the headline's terms, or in absolute terms when the relative interval, an
+    approximation, still touches zero. `srm_checked=False` while the split cannot be judged yet
+    (variants still waiting for their send times)."""
     if analysis is None:
         return f"Not enough data yet: every variant needs recipients before {label} can be compared."
+    tests = absolute.comparisons if absolute is not None else analysis.comparisons
+    clear = []
+    for head, test in zip(analysis.comparisons, tests, strict=True):
+        direction = decisive(test.comparison)
+        if direction != 0:
+            clear.append(head.verdict if decisive(head.comparison) == direction else test.verdict)
     sentences = [c.verdict for c in analysis.comparisons]
-    clear = [c.verdict for c in analysis.comparisons if decisive(c.comparison) != 0]
     prefix = f"{analysis.srm_warning} " if analysis.srm_warning and srm_checked else ""
     if clear:
         return prefix + " ".join(clear)
@@ -260,7 +277,9 @@ def control_report(experiment: Experiment) -> dict | None:
         "comparison": _comparisons(absolute, relative, experiment.relative)[0]
         if analysis is not None
         else None,
-        "verdict": overall_verdict(analysis, final=False, label=metric_label(experiment.metric)),
+        "verdict": overall_verdict(
+            analysis, final=False, label=metric_label(experiment.metric), absolute=absolute
+        ),
     }
 
 
@@ -421,7 +440,9 @@ def experiment_results(
             else None
         ),
         "guardrails": guardrails(experiment, totals),
-        "verdict": overall_verdict(headline, final=final, label=label, srm_checked=not waiting),
+        "verdict": overall_verdict(
+            headline, final=final, label=label, absolute=absolute, srm_checked=not waiting
+        ),
         "variants": variant_design(campaign, variants),
         "control": control_report(experiment),
         "series": series(experiment, items, totals, window=window, now=now) if with_series else None,

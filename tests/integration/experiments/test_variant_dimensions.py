@@ -380,3 +380,19 @@ def test_a_variant_without_its_own_time_that_keeps_the_campaign_time(send_settin
     ledger = rows(campaign)
     assert {r.state for r in ledger} == {SendState.QUEUED}
     assert all(run.scheduled_for <= r.not_before <= timezone.now() for r in ledger)
+
+
+def test_the_builders_live_preview_renders_with_the_variants_recommender(client, admin_user, send_settings):
+    from django.urls import reverse
+
+    client.force_login(admin_user)
+    customers = scenario.make_customers(2)
+    d.recommender("item-knn", customers, d.products("knn", 4), default=True)
+    ease = d.recommender("ease", customers, d.products("ease", 4))
+    campaign = d.experiment_campaign(customers, variants=[{}, {"recommender": ease}])
+    url = reverse("admin:campaigns_campaign_preview_render", args=[campaign.pk])
+    parts = {"subject": "Hi", "html": scenario.HTML, "customer": customers[0].external_id}
+    with_ease = client.post(url, {**parts, "name": "B", "recommender": str(ease.pk)}).json()["rendered"]
+    default = client.post(url, parts).json()["rendered"]
+    assert "ease product 0" in with_ease["html"] and "knn product" not in with_ease["html"]
+    assert "knn product 0" in default["html"] and "ease product" not in default["html"]
