@@ -350,6 +350,18 @@ def end_to_end(campaign, customers: int, env: dict[str, str], workers: int, rece
 # The minimal loop: render + build + send over one SMTP connection, no database, no ledger
 
 
+def compose(composer, variant, send_id: int, context: dict, key: str):
+    """One message as the pipeline composes it (the minimal loop and compose-only time this)."""
+    return composer.email(
+        send_id=send_id,
+        key=f"{key}:{send_id}",
+        variant=variant,
+        context=context,
+        to=context["customer"]["email"],
+        to_name=context["customer"]["first_name"],
+    )
+
+
 def minimal_worker(
     campaign_id: int, contexts: list[tuple[int, dict]], variant_fields: dict, campaign_fields: dict, done, go
 ) -> None:
@@ -366,14 +378,7 @@ def minimal_worker(
     go.wait()
     with EmailDelivery() as delivery:
         for send_id, context in contexts:
-            composed = composer.email(
-                send_id=send_id,
-                key=f"minimal:{send_id}",
-                variant=variant,
-                context=context,
-                to=context["customer"]["email"],
-                to_name=context["customer"]["first_name"],
-            )
+            composed = compose(composer, variant, send_id, context, "minimal")
             outcome = delivery.deliver(composed.message)
             if outcome.kind != "sent":
                 raise RuntimeError(outcome.detail)
@@ -443,8 +448,8 @@ def sample_message(campaign, customer_id: int) -> bytes:
     return composed.message.raw
 
 
-def minimal_loop(campaign, ids: list[int], count: int, workers: int) -> dict:
-    from django.db import connections
+def message_contexts(campaign, ids: list[int], count: int):
+    """The first `count` customers' render contexts, built as the pipeline builds them."""
     from django.utils import timezone
 
     from campaigns.composition import Composer
@@ -475,6 +480,29 @@ def minimal_loop(campaign, ids: list[int], count: int, workers: int) -> dict:
         )
         for index, cid in enumerate(chosen)
     ]
+    return contexts, variant, composer
+
+
+def compose_only(campaign, ids: list[int], count: int) -> dict:
+    """Render + build alone, in this one process (no SMTP, no database): the cost per message of
+    composing, to set beside the SMTP path's ceiling (`sink_alone`)."""
+    contexts, variant, composer = message_contexts(campaign, ids, count)
+    started = time.perf_counter()
+    for send_id, context in contexts:
+        compose(composer, variant, send_id, context, "compose")
+    seconds = time.perf_counter() - started
+    return {
+        "messages": len(contexts),
+        "seconds": round(seconds, 2),
+        "ms_per_message": round(seconds / len(contexts) * 1000, 3),
+        "messages_per_minute_one_process": round(len(contexts) / seconds * 60),
+    }
+
+
+def minimal_loop(campaign, ids: list[int], count: int, workers: int) -> dict:
+    from django.db import connections
+
+    contexts, variant, _ = message_contexts(campaign, ids, count)
     variant_fields = {
         name: str(getattr(variant, name)) for name in ("name", "subject", "html", "text", "preheader")
     }
@@ -581,6 +609,7 @@ def main() -> int:
         e2e = end_to_end(campaign, args.customers, env, args.workers, received)
         e2e["sink_duplicates"] = duplicates.value  # the same Message-ID twice (none expected without faults)
         raw = sample_message(campaign, ids[0])
+        composed = compose_only(campaign, ids, min(args.minimal, len(ids)))
         minimal = minimal_loop(campaign, ids, min(args.minimal, len(ids)), args.workers)
         ceiling = sink_ceiling(port, raw, min(args.minimal, len(ids)), args.workers)
     finally:
@@ -603,6 +632,7 @@ def main() -> int:
         "end_to_end": e2e,
         "minimal_loop": minimal,
         "sink_alone": ceiling,
+        "compose_only": composed,
         "ratio": round(ratio, 3),
         "targets": {"messages_per_minute": 50_000, "ratio": 0.6},
         "met": {"messages_per_minute": e2e["messages_per_minute"] >= 50_000, "ratio": ratio >= 0.6},

@@ -22,7 +22,7 @@ from experiments.models import Experiment, ExperimentState, Metric, Mode
 from experiments.services.chart import effect_chart
 from experiments.services.decision import decide_experiment
 from experiments.services.holdout import holdout_report
-from experiments.services.results import experiment_results
+from experiments.services.results import cached_experiment_results
 
 
 def _results_link(obj) -> str:
@@ -135,7 +135,7 @@ class ExperimentAdmin(admin.ModelAdmin):
         experiment = get_object_or_404(Experiment.objects.select_related("campaign", "winner"), pk=pk)
         if not self.has_view_permission(request, experiment):
             raise PermissionDenied
-        results = experiment_results(experiment=experiment)
+        results = cached_experiment_results(experiment=experiment)
         if request.GET.get("format") == "json":
             return JsonResponse(results)
         percent = percent_metric(results)
@@ -151,6 +151,13 @@ class ExperimentAdmin(admin.ModelAdmin):
                 arms=arms,
                 percent=percent,
                 chart=_chart(results, percent),
+                varies=any(
+                    v["channel"] != experiment.campaign.channel
+                    or v["send_local_time"]
+                    or v["send_delay_minutes"] is not None
+                    or v["recommender"]
+                    for v in results.get("variants", [])
+                ),
                 can_decide=experiment.mode == Mode.TEST_THEN_SEND
                 and experiment.state == ExperimentState.SAMPLING
                 and request.user.has_perm("campaigns.change_campaign"),

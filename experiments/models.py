@@ -58,6 +58,18 @@ class ExperimentState(models.TextChoices):
     RUNNING = "running", "Running"
 
 
+def open_rate_problem(campaign, variants) -> str | None:
+    """Why open rate cannot compare these variants (push has no open tracking), or None."""
+    push = [v.name for v in variants if v.channel_on(campaign) == "push"]
+    if not push:
+        return None
+    which = "Variant " + push[0] if len(push) == 1 else "Variants " + ", ".join(push)
+    return (
+        f"Opens are not tracked for push, and {which} {'goes' if len(push) == 1 else 'go'} out by push: "
+        "choose click rate, conversion rate or revenue per recipient."
+    )
+
+
 class Experiment(TimeStampedModel):
     campaign = models.OneToOneField("campaigns.Campaign", on_delete=models.CASCADE, related_name="experiment")
 
@@ -167,5 +179,9 @@ class Experiment(TimeStampedModel):
             errors["default_variant"] = "Choose one of this campaign's variants."
         if self.mode == Mode.BANDIT and self.metric == Metric.REVENUE_PER_RECIPIENT:
             errors["metric"] = "The bandit learns from a rate (open, click or conversion), not from revenue."
+        if self.metric == Metric.OPEN_RATE and self.campaign_id:
+            problem = open_rate_problem(self.campaign, list(self.campaign.variants.all()))
+            if problem:
+                errors["metric"] = problem
         if errors:
             raise ValidationError(errors)

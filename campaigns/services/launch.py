@@ -62,21 +62,29 @@ def launch_problems(campaign: Campaign) -> dict[str, list[str]]:
     def add(field: str, message: str) -> None:
         problems.setdefault(field, []).append(message)
 
-    variants = list(campaign.variants.all())
+    variants = list(campaign.variants.select_related("recommender"))
     if not variants:
         add("variants", "Add at least one variant with the message.")
     if len(variants) > MAX_VARIANTS:
         add("variants", f"At most {MAX_VARIANTS} variants; this campaign has {len(variants)}.")
     for variant in variants:
-        if campaign.channel == Channel.EMAIL:
+        if variant.channel_on(campaign) == Channel.EMAIL:
             if not variant.subject.strip():
                 add("variants", f"Variant {variant.name}: the subject is empty.")
             if not (variant.html.strip() or variant.text.strip()):
                 add("variants", f"Variant {variant.name}: write an HTML or a text body.")
         elif not (variant.push_title.strip() and variant.push_body.strip()):
             add("variants", f"Variant {variant.name}: a push needs a title and a body.")
+        if variant.send_local_time is not None and variant.send_delay_minutes is not None:
+            add("variants", f"Variant {variant.name}: choose a local send time or a delay, not both.")
+        if variant.recommender is not None and variant.recommender.active_version_id is None:
+            add(
+                "variants",
+                f"Variant {variant.name}: the recommender {variant.recommender.name} has no active model "
+                "yet; train it or choose another.",
+            )
     if (
-        campaign.channel == Channel.EMAIL
+        any(v.channel_on(campaign) == Channel.EMAIL for v in variants)
         and settings.TRACKING_REQUIRE_HTTPS
         and not settings.SITE_URL.startswith("https://")
     ):
@@ -140,7 +148,12 @@ def launch_campaign(*, campaign: Campaign) -> Campaign:
     if kind == ScheduleKind.AT:
         CampaignRun.objects.create(campaign=campaign, key=ONE_OFF_KEY, scheduled_for=campaign.send_at)
     elif kind == ScheduleKind.LOCAL_TIME:
-        first = schedule.earliest_local_moment(campaign.local_send_date, campaign.local_send_time)
+        # A variant with its own local time may go out earlier than the campaign's time: the
+        # ledger is written when the earliest of them arrives anywhere.
+        clocks = [campaign.local_send_time] + [
+            v.send_local_time for v in campaign.variants.all() if v.send_local_time is not None
+        ]
+        first = min(schedule.earliest_local_moment(campaign.local_send_date, c) for c in clocks)
         CampaignRun.objects.create(campaign=campaign, key=ONE_OFF_KEY, scheduled_for=first)
     elif kind == ScheduleKind.RECURRING:
         extra["next_run_at"] = schedule.next_occurrence(
@@ -173,6 +186,11 @@ class AudienceRow:
     timezone: str
     consent: str | None
     has_push: bool
+    #: Consent per channel when the variants go out on more than one (`consent` is the first's).
+    consents: dict[str, str | None] | None = None
+
+    def consent_on(self, channel: str) -> str | None:
+        return self.consents[channel] if self.consents is not None else self.consent
 
 
 @dataclass(frozen=True)
@@ -184,11 +202,22 @@ class LedgerEntry:
     due: datetime
 
 
-def audience_rows(queryset: QuerySet[Customer], channel: str) -> QuerySet:
-    """The customer columns the decisions need, annotated set-wise (consent, push subscription)."""
-    queryset = queryset.annotate(consent_status=eligibility.consent_subquery(channel))
-    fields = ["id", "email", "timezone", "consent_status"]
-    if channel == Channel.PUSH:
+def _channel_list(channel: str | Sequence[str]) -> list[str]:
+    return [channel] if isinstance(channel, str) else list(dict.fromkeys(channel))
+
+
+def audience_rows(queryset: QuerySet[Customer], channel: str | Sequence[str]) -> QuerySet:
+    """The customer columns the decisions need, annotated set-wise (consent, push subscription).
+
+    `channel` may list several channels (an experiment whose variants differ by channel): each
+    gets its consent column.
+    """
+    channels = _channel_list(channel)
+    queryset = queryset.annotate(
+        **{f"consent_{name}": eligibility.consent_subquery(name) for name in channels}
+    )
+    fields = ["id", "email", "timezone", *(f"consent_{name}" for name in channels)]
+    if Channel.PUSH in channels:
         queryset = queryset.annotate(
             has_push=Exists(PushSubscription.objects.filter(customer=OuterRef("pk"), active=True))
         )
@@ -196,17 +225,34 @@ def audience_rows(queryset: QuerySet[Customer], channel: str) -> QuerySet:
     return queryset.values_list(*fields)
 
 
-def _to_rows(values: Iterable[tuple], channel: str) -> list[AudienceRow]:
-    if channel == Channel.PUSH:
-        return [
-            AudienceRow(cid, email or "", tz or "", consent, bool(push))
-            for cid, email, tz, consent, push in values
-        ]
-    return [AudienceRow(cid, email or "", tz or "", consent, False) for cid, email, tz, consent in values]
+def _to_rows(values: Iterable[tuple], channel: str | Sequence[str]) -> list[AudienceRow]:
+    channels = _channel_list(channel)
+    push = Channel.PUSH in channels
+    rows = []
+    for value in values:
+        cid, email, tz = value[:3]
+        consents = dict(zip(channels, value[3 : 3 + len(channels)], strict=True))
+        rows.append(
+            AudienceRow(
+                cid,
+                email or "",
+                tz or "",
+                consents[channels[0]],
+                bool(value[-1]) if push else False,
+                consents if len(channels) > 1 else None,
+            )
+        )
+    return rows
 
 
 class LedgerWriter:
-    """Decides and writes ledger rows for one campaign, a page at a time."""
+    """Decides and writes ledger rows for one campaign, a page at a time.
+
+    Variants may differ by more than their message: each row goes out on its variant's channel
+    (consent, address and frequency cap checked on that channel) and at its variant's send time
+    (a local time in the customer's timezone, or a delay after the campaign's time) as a deferred
+    row with `not_before`, which the dispatcher picks up when it is due.
+    """
 
     def __init__(self, campaign: Campaign):
         self.campaign = campaign
@@ -218,7 +264,26 @@ class LedgerWriter:
         self.plan = ledger_plan(campaign=campaign, variants=self.variants)
         weights = self.plan.weights if self.plan.weights else [v.weight for v in self.variants]
         self.design = ArmDesign.for_campaign(campaign, weights)
-        self.channel = campaign.channel
+        self.variant_channels = [v.channel_on(campaign) for v in self.variants]
+        # Rows without a variant (holdout, control) are recorded on the campaign's channel, unless
+        # no variant uses it (every variant moved to push): then on the variants' channel.
+        self.channel = (
+            campaign.channel
+            if not self.variant_channels or campaign.channel in self.variant_channels
+            else self.variant_channels[0]
+        )
+        self.by_id = {v.pk: v for v in self.variants}
+        # The campaign's channel first: rows with no variant (holdout, control) are recorded on it.
+        self.channels = list(dict.fromkeys([self.channel, *self.variant_channels]))
+        # Variants on different channels compare like with like only if every customer in the
+        # comparison could have received every variant: whoever is unreachable on one of the
+        # variants' channels is left out of all arms alike.
+        self.mixed = len(set(self.variant_channels)) > 1
+        self.tested_channels = list(dict.fromkeys(self.variant_channels)) if self.mixed else [self.channel]
+
+    @property
+    def audience_channels(self) -> list[str]:
+        return self.channels
 
     def due_for(self, run: CampaignRun, row: AudienceRow) -> datetime:
         campaign = self.campaign
@@ -227,26 +292,47 @@ class LedgerWriter:
             return schedule.at_local(campaign.local_send_date, campaign.local_send_time, tz)
         return run.scheduled_for
 
+    def variant_due(self, variant: Variant, due: datetime, row: AudienceRow) -> datetime:
+        """When this variant reaches this customer: its own send time, else the campaign's (`due`)."""
+        return variant_due(self.campaign, variant, due, row.timezone)
+
+    def _reachable(self, row: AudienceRow, channel: str, suppressed: dict) -> eligibility.Verdict | None:
+        return eligibility.consent_verdict(row.consent_on(channel), channel) or eligibility.address_verdict(
+            channel=channel, email=row.email, suppressed=suppressed, has_push=row.has_push
+        )
+
     def write(self, entries: Sequence[LedgerEntry], *, now: datetime) -> int:
         if not entries:
             return 0
         customers = [e.customer for e in entries]
         suppressed = (
             eligibility.suppressed_addresses(c.email for c in customers)
-            if self.channel == Channel.EMAIL
+            if Channel.EMAIL in self.channels
             else {}
         )
-        usage = eligibility.cap_usage(
-            campaign=self.campaign, customer_ids=[c.customer_id for c in customers], now=now
-        )
-        rows = []
+        ids = [c.customer_id for c in customers]
+        usage = {
+            channel: eligibility.cap_usage(campaign=self.campaign, customer_ids=ids, now=now, channel=channel)
+            for channel in self.channels
+        }
+        rows: dict[str, list[tuple]] = {}
         for entry in entries:
             row = entry.customer
             arm, index = assign_arm(customer_id=row.customer_id, design=self.design)
-            variant_id = self.variants[index].pk if index is not None else None
-            verdict = eligibility.consent_verdict(row.consent, self.channel) or eligibility.address_verdict(
-                channel=self.channel, email=row.email, suppressed=suppressed, has_push=row.has_push
-            )
+            variant = self.variants[index] if index is not None else None
+            variant_id = variant.pk if variant is not None else None
+            channel = self.variant_channels[index] if index is not None else self.channel
+            due = entry.due
+            verdict = self._reachable(row, channel, suppressed)
+            if verdict is None and self.mixed:
+                for other in self.tested_channels:
+                    refused = self._reachable(row, other, suppressed)
+                    if refused is not None:
+                        verdict = eligibility.Verdict(
+                            SendState.SUPPRESSED,
+                            f"not reachable on every channel of the experiment ({refused.reason})",
+                        )
+                        break
             if verdict is None and arm == HOLDOUT:
                 verdict = eligibility.Verdict(SendState.HELD_OUT, "global holdout")
             elif verdict is None and arm == CONTROL:
@@ -254,18 +340,21 @@ class LedgerWriter:
             if index is not None and self.plan.holds_back(row.customer_id):
                 # Outside the test sample: no due time until the winner is chosen and released.
                 arm, variant_id = ROLLOUT, self.plan.waiting_variant_id
+                channel = self.by_id[variant_id].channel_on(self.campaign)
                 verdict = verdict or eligibility.Verdict(SendState.DEFERRED, self.plan.waiting_reason, None)
+            elif variant is not None:
+                due = self.variant_due(variant, due, row)
             verdict = (
                 verdict
-                or eligibility.cap_verdict(campaign=self.campaign, usage=usage.get(row.customer_id))
+                or eligibility.cap_verdict(campaign=self.campaign, usage=usage[channel].get(row.customer_id))
                 or eligibility.timing_verdict(
-                    campaign=self.campaign, due=entry.due, customer_timezone=row.timezone, now=now
+                    campaign=self.campaign, due=due, customer_timezone=row.timezone, now=now
                 )
             )
             arm_value = {HOLDOUT: Arm.HOLDOUT, CONTROL: Arm.CONTROL, ROLLOUT: Arm.ROLLOUT}.get(
                 arm, Arm.VARIANT
             )
-            rows.append(
+            rows.setdefault(channel, []).append(
                 (
                     entry.run_id,
                     variant_id,
@@ -276,7 +365,27 @@ class LedgerWriter:
                     verdict.not_before,
                 )
             )
-        return insert_sends(campaign_id=self.campaign.pk, channel=self.channel, rows=rows, now=now)
+        return sum(
+            insert_sends(campaign_id=self.campaign.pk, channel=channel, rows=channel_rows, now=now)
+            for channel, channel_rows in rows.items()
+        )
+
+
+def variant_due(campaign: Campaign, variant: Variant, due: datetime, customer_timezone: str) -> datetime:
+    """A variant's own send time for one customer, given the campaign's time for them (`due`).
+
+    A local time is the first moment at or after the campaign's time at which the customer's clock
+    shows it; for a campaign sent "in each customer's timezone" it is that time on the campaign's
+    date instead. A delay counts from the campaign's time.
+    """
+    if variant.send_delay_minutes is not None:
+        return due + timedelta(minutes=variant.send_delay_minutes)
+    if variant.send_local_time is None:
+        return due
+    tz = schedule.zone(customer_timezone, campaign.schedule_timezone or settings.TIME_ZONE)
+    if campaign.schedule_kind == ScheduleKind.LOCAL_TIME and campaign.local_send_date is not None:
+        return schedule.at_local(campaign.local_send_date, variant.send_local_time, tz)
+    return schedule.next_local(due, variant.send_local_time, tz)
 
 
 def insert_sends(*, campaign_id: int, channel: str, rows: list[tuple], now: datetime) -> int:
@@ -369,13 +478,16 @@ def write_run_ledger(*, run_id: int) -> int:
     last_id = 0
     senders_started = False
     while True:
-        page = list(audience_rows(base.filter(pk__gt=last_id).order_by("pk"), campaign.channel)[:PAGE_SIZE])
+        page = list(
+            audience_rows(base.filter(pk__gt=last_id).order_by("pk"), writer.audience_channels)[:PAGE_SIZE]
+        )
         if not page:
             break
         last_id = page[-1][0]
         now = timezone.now()
         entries = [
-            LedgerEntry(run.pk, row, writer.due_for(run, row)) for row in _to_rows(page, campaign.channel)
+            LedgerEntry(run.pk, row, writer.due_for(run, row))
+            for row in _to_rows(page, writer.audience_channels)
         ]
         written += writer.write(entries, now=now)
         CampaignRun.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() + lease)
@@ -489,7 +601,8 @@ def write_trigger_ledgers(*, limit: int = 2000) -> int:
         elif campaign.exclude_segments.exists():
             base = base.exclude(pk__in=audience(include=campaign.exclude_segments.all()))
         rows = {
-            row.customer_id: row for row in _to_rows(audience_rows(base, campaign.channel), campaign.channel)
+            row.customer_id: row
+            for row in _to_rows(audience_rows(base, writer.audience_channels), writer.audience_channels)
         }
         entries = [
             LedgerEntry(run.pk, rows[run.trigger_customer_id], run.scheduled_for)

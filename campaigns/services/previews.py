@@ -65,7 +65,9 @@ def preview_context(
         row = {field: getattr(customer, field) for field in message_context.CUSTOMER_FIELDS}
         loyalty = message_context.loyalty_parts([customer.pk], now=now).get(customer.pk)
         recommendations = (
-            message_context.recommendation_parts([customer.pk], campaign=campaign).get(customer.pk, [])
+            message_context.recommendation_parts(
+                [customer.pk], campaign=campaign, config=variant.recommender if variant else None
+            ).get(customer.pk, [])
             if campaign is not None
             else message_context.recommendation_parts(
                 [customer.pk], campaign=Campaign(recommendation_count=4)
@@ -84,7 +86,11 @@ def preview_context(
 
 
 def preview(
-    *, parts: Mapping[str, str], customer: Customer | None = None, campaign: Campaign | None = None
+    *,
+    parts: Mapping[str, str],
+    customer: Customer | None = None,
+    campaign: Campaign | None = None,
+    variant: Variant | None = None,
 ) -> dict[str, str]:
     """Render the given parts for a customer; raises TemplateError naming part and line.
 
@@ -95,7 +101,7 @@ def preview(
     """
     known = set(EMAIL_PARTS) | set(PUSH_PARTS)
     chosen = {name: value for name, value in parts.items() if name in known and value}
-    context = preview_context(customer=customer, campaign=campaign)
+    context = preview_context(customer=customer, campaign=campaign, variant=variant)
     if chosen.get("subject") and chosen.get("html"):
         rendered = render_email(email_templates(chosen), context, renderer=isolated_renderer())
         composer = Composer(campaign or Campaign(name="Preview"))
@@ -120,9 +126,9 @@ def preview(
 
 
 def preview_variant(*, variant: Variant, customer: Customer | None = None) -> dict[str, str]:
-    names = EMAIL_PARTS if variant.campaign.channel == Channel.EMAIL else PUSH_PARTS
+    names = EMAIL_PARTS if variant.channel_on(variant.campaign) == Channel.EMAIL else PUSH_PARTS
     parts = {name: getattr(variant, name) for name in names}
-    return preview(parts=parts, customer=customer, campaign=variant.campaign)
+    return preview(parts=parts, customer=customer, campaign=variant.campaign, variant=variant)
 
 
 def clean_addresses(addresses: Any) -> list[str]:
@@ -150,8 +156,8 @@ def request_test_send(
     requested_by=None,
 ) -> TestSend:
     """Record a test send and hand it to the sends queue (the worker gets an id, not the addresses)."""
-    if campaign.channel != Channel.EMAIL:
-        raise ValidationError({"channel": ["Test sends are for email campaigns; preview a push instead."]})
+    if variant.channel_on(campaign) != Channel.EMAIL:
+        raise ValidationError({"channel": ["Test sends are for email variants; preview a push instead."]})
     user = requested_by if getattr(requested_by, "is_authenticated", False) else None
     test_send = TestSend.objects.create(
         campaign=campaign,

@@ -69,6 +69,7 @@ class Claimed:
     variant_id: int | None
     customer_id: int
     attempts: int
+    channel: str = ""
 
 
 @dataclass
@@ -101,7 +102,7 @@ def claim_chunk(*, campaign_id: int, owner: str, size: int, lease_seconds: int) 
                     ORDER BY not_before, id
                     LIMIT %s
                     FOR UPDATE SKIP LOCKED)
-            RETURNING s.id, s.run_id, s.variant_id, s.customer_id, s.attempts
+            RETURNING s.id, s.run_id, s.variant_id, s.customer_id, s.attempts, s.channel
         """  # noqa: S608 - table name from the model, values bound
         with connection.cursor() as cursor:
             cursor.execute(sql, [owner, expires, now, campaign_id, now, size])
@@ -126,7 +127,7 @@ def claim_chunk(*, campaign_id: int, owner: str, size: int, lease_seconds: int) 
         Claimed(*row)
         for row in Send.objects.filter(pk__in=ids, lease_owner=owner)
         .order_by("id")
-        .values_list("id", "run_id", "variant_id", "customer_id", "attempts")
+        .values_list("id", "run_id", "variant_id", "customer_id", "attempts", "channel")
     ]
 
 
@@ -223,14 +224,20 @@ def store_links(destinations: dict[int, set[str]]) -> None:
 
 
 class ChunkSender:
-    """Everything one chunk needs, read once: the campaign, its variants, the composer, the provider."""
+    """Everything one chunk needs, read once: the campaign, its variants, the composer, the provider.
 
-    def __init__(self, campaign: Campaign, owner: str):
+    One sender per channel: a campaign whose variants go out on different channels (an experiment)
+    has its claimed rows split by the ledger's channel column (`send_claimed`).
+    """
+
+    def __init__(self, campaign: Campaign, owner: str, channel: str | None = None):
         self.campaign = campaign
         self.owner = owner
-        self.channel = campaign.channel
-        self.variants = {v.pk: v for v in campaign.variants.all()}
+        self.channel = channel or campaign.channel
+        self.variants = {v.pk: v for v in campaign.variants.select_related("recommender")}
         self.composer = Composer(campaign)
+        # A variant on another channel than the campaign's is tagged with its own medium.
+        self.composer.utm["utm_medium"] = campaign.utm_medium or self.channel
         self.lease_seconds = _setting("CAMPAIGN_LEASE_SECONDS", 120)
         provider = provider_name() if self.channel == Channel.EMAIL else "push"
         key = f"{provider}:campaign:{campaign.pk}" if campaign.send_rate else provider
@@ -254,7 +261,7 @@ class ChunkSender:
             else {}
         )
         subscriptions = push_delivery.subscriptions_for(ids) if self.channel == Channel.PUSH else {}
-        usage = eligibility.cap_usage(campaign=self.campaign, customer_ids=ids, now=now)
+        usage = eligibility.cap_usage(campaign=self.campaign, customer_ids=ids, now=now, channel=self.channel)
 
         ready: list[Claimed] = []
         for row in claimed:
@@ -266,9 +273,7 @@ class ChunkSender:
 
         ready_ids = [r.customer_id for r in ready]
         loyalty = message_context.loyalty_parts(ready_ids, now=now) if ready else {}
-        recommendations = (
-            message_context.recommendation_parts(ready_ids, campaign=self.campaign) if ready else {}
-        )
+        recommendations = self._recommendations(ready) if ready else {}
 
         composed = []
         destinations: dict[int, set[str]] = {}
@@ -281,7 +286,7 @@ class ChunkSender:
             context = message_context.message_context(
                 customer=customer,
                 loyalty=loyalty.get(row.customer_id),
-                recommendations=recommendations.get(row.customer_id, []),
+                recommendations=recommendations.get(variant.recommender_id, {}).get(row.customer_id, []),
                 campaign=self.campaign,
                 variant=variant,
                 unsubscribe_url=self.composer.unsubscribe_url(row.id),
@@ -329,6 +334,19 @@ class ChunkSender:
         for result in results.values():
             counts[result.state] = counts.get(result.state, 0) + 1
         return counts
+
+    def _recommendations(self, ready: list[Claimed]) -> dict[int | None, dict[int, list[dict]]]:
+        """Cards per recommender (None: the default), one selector call per recommender in the chunk."""
+        by_recommender: dict[int | None, list[int]] = {}
+        for row in ready:
+            variant = self.variants.get(row.variant_id)
+            key = variant.recommender_id if variant is not None else None
+            by_recommender.setdefault(key, []).append(row.customer_id)
+        configs = {v.recommender_id: v.recommender for v in self.variants.values() if v.recommender_id}
+        return {
+            key: message_context.recommendation_parts(ids, campaign=self.campaign, config=configs.get(key))
+            for key, ids in by_recommender.items()
+        }
 
     def _gate(self, row, customer, suppressed, subscriptions, usage, now) -> eligibility.Verdict | None:
         """The send-time check: anything that changed since the ledger was written wins."""
@@ -423,11 +441,23 @@ def send_campaign_chunks(*, campaign_id: int, budget_seconds: float | None = Non
             finish_if_done(campaign_id=campaign_id)
             return totals
         campaign = Campaign.objects.get(pk=campaign_id)
-        for state, count in ChunkSender(campaign, owner).send(claimed).items():
+        for state, count in send_claimed(campaign, owner, claimed).items():
             totals[state] = totals.get(state, 0) + count
         if time.monotonic() > deadline:
             totals["more"] = 1
             return totals
+
+
+def send_claimed(campaign: Campaign, owner: str, claimed: list[Claimed]) -> dict[str, int]:
+    """Send a claimed chunk, split by the channel each row goes out on (one sender per channel)."""
+    by_channel: dict[str, list[Claimed]] = {}
+    for row in claimed:
+        by_channel.setdefault(row.channel or campaign.channel, []).append(row)
+    totals: dict[str, int] = {}
+    for channel, rows in by_channel.items():
+        for state, count in ChunkSender(campaign, owner, channel).send(rows).items():
+            totals[state] = totals.get(state, 0) + count
+    return totals
 
 
 def finish_if_done(*, campaign_id: int) -> bool:

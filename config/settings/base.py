@@ -244,6 +244,10 @@ SUPPRESSION_HASH_KEY = env("SUPPRESSION_HASH_KEY", default="reachly-suppression-
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 
+# Experiment results are cached per data version (docs/statistics.md); this bounds what the version
+# cannot see (the clock moving the series, an order edited in place).
+EXPERIMENT_RESULTS_CACHE_SECONDS = env.int("EXPERIMENT_RESULTS_CACHE_SECONDS", default=300)
+
 # --- Campaign delivery (docs/delivery.md) -----------------------------------------------------
 # Web Push: VAPID key pair (base64url private key, as `vapid --gen` or py_vapid produce) and a contact.
 WEBPUSH_VAPID_PRIVATE_KEY = env("WEBPUSH_VAPID_PRIVATE_KEY", default="")

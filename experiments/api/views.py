@@ -21,7 +21,7 @@ from experiments.api import serializers as s
 from experiments.models import Experiment, ExperimentState, Mode
 from experiments.services.decision import decide_experiment
 from experiments.services.holdout import holdout_report
-from experiments.services.results import experiment_results
+from experiments.services.results import cached_experiment_results
 
 ERRORS = {
     400: OpenApiResponse(description="Invalid input, with field errors"),
@@ -84,7 +84,7 @@ class ExperimentViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["get"])
     def results(self, request, pk=None):
         query = validated_query(s.ResultsQuerySerializer, request)
-        return Response(experiment_results(experiment=self.get_object(), with_series=query["series"]))
+        return Response(cached_experiment_results(experiment=self.get_object(), with_series=query["series"]))
 
     @extend_schema(
         summary="Choose the winner of a test-then-send experiment now",
