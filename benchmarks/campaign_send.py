@@ -24,16 +24,22 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.send_harness import (  # noqa: E402 - the path above makes the package importable
+    drop_database,
+    recreate_database,
+    send_env,
+    start_sink,
+    start_worker,
+    stop_process,
+    use_env,
+)
 
 SCRATCH_DB = "bench_campaign_send"
 PRODUCTS = 200
@@ -47,76 +53,6 @@ HTML = """<!doctype html><html><head><style>.card{border:1px solid #ddd;padding:
 <p><a href="https://shop.example.com/sale">See the whole sale</a></p>
 <p><a href="{{ links.unsubscribe_url }}">Unsubscribe</a> · {{ company.name }}, {{ company.postal_address }}</p>
 </body></html>"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-# ---------------------------------------------------------------------------------------------
-# The SMTP sink, in its own process
-
-
-def serve_sink(port: int, received, duplicates, ready) -> None:
-    import asyncio
-
-    from aiosmtpd.controller import Controller
-
-    seen: set[bytes] = set()
-
-    class Handler:
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd hook
-            content = envelope.original_content or envelope.content
-            start = content.find(b"Message-ID:")
-            if start < 0:
-                start = content.find(b"Message-Id:")
-            key = content[start : content.find(b"\r\n", start)] if start >= 0 else b""
-            if key in seen:
-                with duplicates.get_lock():
-                    duplicates.value += 1
-            seen.add(key)
-            with received.get_lock():
-                received.value += 1
-            return "250 OK"
-
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port, data_size_limit=10_000_000)
-    controller.start()
-    ready.set()
-    signal.signal(signal.SIGTERM, lambda *a: (controller.stop(), os._exit(0)))
-    asyncio.run(asyncio.sleep(10**9))
-
-
-# ---------------------------------------------------------------------------------------------
-# Scratch database
-
-
-def admin_dsn(url: str) -> str:
-    parsed = urlparse(url)
-    return urlunparse(parsed._replace(path="/postgres"))
-
-
-def recreate_database(base_url: str, name: str) -> str:
-    import psycopg2
-
-    conn = psycopg2.connect(admin_dsn(base_url))
-    conn.autocommit = True
-    with conn.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    return urlunparse(urlparse(base_url)._replace(path=f"/{name}"))
-
-
-def drop_database(base_url: str, name: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(admin_dsn(base_url))
-    conn.autocommit = True
-    with conn.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    conn.close()
 
 
 def copy_rows(table: str, columns: list[str], rows) -> None:
@@ -249,61 +185,6 @@ def load_data(customers: int):
 # End to end with a real worker
 
 
-def start_worker(env: dict[str, str], workers: int, log_path: Path) -> subprocess.Popen:
-    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            "sends,default",
-            "--pool=prefork",
-            "-c",
-            str(workers),
-            "--prefetch-multiplier=1",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-l",
-            "WARNING",
-            "-n",
-            f"bench-{os.getpid()}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    from config.celery_app import app
-
-    while time.monotonic() < deadline:
-        try:
-            replies = app.control.ping(timeout=1.0)
-        except Exception:  # noqa: BLE001 - the broker may not answer yet
-            replies = []
-        if any(f"bench-{os.getpid()}@" in name for reply in replies for name in reply):
-            return process
-        if process.poll() is not None:
-            raise RuntimeError(log_path.read_text(errors="replace")[-3000:])
-    raise RuntimeError("the worker did not come up")
-
-
-def stop_worker(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-
-
 def end_to_end(campaign, customers: int, env: dict[str, str], workers: int, received) -> dict:
     from django.db import transaction
 
@@ -335,7 +216,7 @@ def end_to_end(campaign, customers: int, env: dict[str, str], workers: int, rece
         finished = time.perf_counter()
         sent = Send.objects.filter(campaign=campaign, state=SendState.SENT).count()
     finally:
-        stop_worker(worker)
+        stop_process(worker)
     seconds = finished - started
     return {
         "messages": sent,
@@ -566,39 +447,18 @@ def main() -> int:
     redis_base = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379")
     db_url = recreate_database(base_url, SCRATCH_DB)
 
-    ctx = mp.get_context("spawn")
-    received, duplicates, ready = ctx.Value("q", 0), ctx.Value("q", 0), ctx.Event()
-    port = free_port()
-    sink = ctx.Process(target=serve_sink, args=(port, received, duplicates, ready), daemon=True)
-    sink.start()
-    ready.wait(30)
-
-    env = dict(os.environ)
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings.base",
-            "DATABASE_URL": db_url,
-            "REDIS_URL": f"{redis_base}/8",
-            "CELERY_BROKER_URL": f"{redis_base}/9",
-            "EMAIL_URL": f"smtp://127.0.0.1:{port}",
-            "SITE_URL": "https://shop.example.com",
-            "CAMPAIGN_CHUNK_SIZE": str(args.chunk),
-            "CAMPAIGN_SEND_PARALLELISM": str(args.workers),
-            "CAMPAIGN_TASK_BUDGET_SECONDS": "600",
-            "CAMPAIGN_LEASE_SECONDS": "300",
-            "LOG_LEVEL": "WARNING",
-            "OPENBLAS_NUM_THREADS": "1",
-            "OMP_NUM_THREADS": "1",
-        }
+    sink, port, received, duplicates = start_sink()
+    env = send_env(
+        db_url=db_url,
+        redis_base=redis_base,
+        redis_db=8,
+        smtp_port=port,
+        CAMPAIGN_CHUNK_SIZE=str(args.chunk),
+        CAMPAIGN_SEND_PARALLELISM=str(args.workers),
+        CAMPAIGN_TASK_BUDGET_SECONDS="600",
+        CAMPAIGN_LEASE_SECONDS="300",
     )
-    os.environ.update(env)
-    import redis
-
-    redis.Redis.from_url(env["CELERY_BROKER_URL"]).flushdb()
-
-    import django
-
-    django.setup()
+    use_env(env)
     from django.core.management import call_command
 
     try:
