@@ -226,10 +226,22 @@ class BaseRecommender:
 
         Meant for the batch job: each yielded batch can be written to the database before
         the next one is computed, so memory stays at one chunk of scores. The BLAS thread
-        cap is held while the generator runs.
+        cap is held while the generator runs. A row of ``-1`` (as ``Interactions.user_rows``
+        gives for a customer the model does not know) gets the cold-start list and is
+        reported with the user id ``None``, never with another customer's id; rows outside
+        the matrix are a ``ValueError`` (checked before anything is scored).
         """
         interactions = self.interactions_
         rows_all = np.arange(interactions.n_users) if users is None else np.asarray(users, dtype=np.int64)
+        if rows_all.ndim != 1:
+            raise ValueError("users must be a one-dimensional array of training rows")
+        bad = (rows_all < -1) | (rows_all >= interactions.n_users)
+        if bad.any():
+            raise ValueError(
+                f"users holds rows outside the model's {interactions.n_users} customers "
+                f"(e.g. {int(rows_all[bad][0])}); pass training rows, or -1 for an unknown customer"
+            )
+        unknown_any = bool((rows_all < 0).any())
         size = chunk_size or self.chunk_size
         context = RuleContext(rules or DEFAULT_RULES, interactions=interactions, catalog=self.catalog_)
         with self.thread_limit():
@@ -237,6 +249,9 @@ class BaseRecommender:
                 users_chunk = rows_all[start : start + size]
                 hist, times = gather_rows(interactions.matrix, users_chunk, interactions.last_seen_at)
                 user_ids = interactions.user_ids[np.maximum(users_chunk, 0)]
+                if unknown_any:
+                    user_ids = user_ids.astype(object)
+                    user_ids[users_chunk < 0] = None
                 yield self._rank_chunk(user_ids, users_chunk, hist, times, n, context, explain)
 
     def _histories_matrix(self, histories, m: int) -> sp.csr_matrix:

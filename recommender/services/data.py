@@ -193,7 +193,5 @@ def weighted_interactions(
 def history_rows(*, customer_ids: list[int], item_ids: np.ndarray) -> sp.csr_matrix:
     """Current weighted histories of some customers over a model's products (for fold-in)."""
     raw = read_raw_interactions(customer_ids=customer_ids)
-    if not len(raw):  # (the engine's weighting expects at least one event)
-        return sp.csr_matrix((len(customer_ids), len(item_ids)), dtype=np.float32)
     interactions = weighted_interactions(raw, item_universe=item_ids, user_universe=customer_ids)
     return interactions.matrix

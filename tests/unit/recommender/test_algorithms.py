@@ -156,3 +156,28 @@ def test_seeded_models_are_reproducible():
         .recommend(inter.user_ids, n=3)
     )
     np.testing.assert_array_equal(a.items, b.items)
+
+
+def test_batches_report_unknown_rows_as_none_with_the_cold_start_list(clusters):
+    model = make_recommender("item_knn", SMALL["item_knn"]).fit(clusters)
+    rows = np.array([3, -1, 0, -1])
+    batches = list(model.iter_batches(rows, n=2, chunk_size=3))
+    user_ids = [u for b in batches for u in b.user_ids.tolist()]
+    assert user_ids == [clusters.user_ids[3], None, clusters.user_ids[0], None]
+    reported_rows = np.concatenate([b.user_rows for b in batches])
+    np.testing.assert_array_equal(reported_rows, rows)
+    items = np.concatenate([b.items for b in batches])
+    cold = model.recommend(["nobody"], n=2)
+    np.testing.assert_array_equal(items[1], cold.items[0])
+    np.testing.assert_array_equal(items[3], cold.items[0])
+    np.testing.assert_array_equal(items[0], model.recommend([clusters.user_ids[3]], n=2).items[0])
+    # Without unknown rows the ids keep their dtype.
+    (only_known,) = list(model.iter_batches(np.array([1, 2]), n=2))
+    assert only_known.user_ids.dtype == clusters.user_ids.dtype
+
+
+@pytest.mark.parametrize("row", [-2, 20, 10**6])
+def test_batches_refuse_rows_outside_the_model(clusters, row):
+    model = make_recommender("item_knn", SMALL["item_knn"]).fit(clusters)
+    with pytest.raises(ValueError, match="outside the model"):
+        list(model.iter_batches(np.array([0, row]), n=2))
