@@ -64,10 +64,17 @@ class CustomerRecommendationsView(APIView):
     )
     def get(self, request, external_id: str):
         params = _query(s.RecommendationQuerySerializer, request)
-        config = _config(params.get("config"))
-        body = serving.customer_recommendations(
-            external_id=external_id, n=params["n"], category=params.get("category"), config=config
-        )
+        try:
+            body = serving.recommendations_for_request(
+                external_id=external_id,
+                n=params["n"],
+                category=params.get("category"),
+                config_name=params.get("config"),
+            )
+        except serving.ConfigNotFound:
+            raise ValidationError(
+                {"config": [f"No recommender config named {params['config']!r}."]}
+            ) from None
         body["context"] = params.get("context")
         return Response(body)
 
