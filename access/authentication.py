@@ -4,7 +4,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
-from access import key_cache
+from access import key_cache, throttling
 from access.models import ApiKey
 
 _TOUCH_INTERVAL_SECONDS = 60
@@ -36,8 +36,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         api_key, digest = None, None
         if key_cache.enabled():
             digest = key_cache.digest(key)
-            token = key_cache.generation()
-            api_key = key_cache.lookup(digest, token)
+            api_key, token = self._from_cache(request, digest)
         if api_key is None:
             try:
                 api_key = ApiKey.objects.get_from_key(key)
@@ -57,6 +56,35 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             if digest is not None:
                 key_cache.touch(digest, now)
         return AnonymousUser(), api_key
+
+    def _from_cache(self, request, digest: bytes):
+        """(the cached key row if still valid, else None; the generation token to load under).
+
+        A remembered key spends the request's throttle token and reads the generation token in
+        one Redis call; the spent token is handed to the throttle (same key), so the throttle
+        makes no call of its own. (A request refused by the permission check has then spent a
+        token too.)
+        """
+        found = key_cache.peek(digest)
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        if found is None or view is None or not throttling.throttles_with_us(view):
+            return None, key_cache.generation()
+        cached_token, api_key = found
+        rate = throttling.key_rate(api_key)
+        if rate is None:
+            return (api_key, cached_token) if key_cache.generation() == cached_token else (None, None)
+        try:
+            allowed, wait, raw = throttling.take_token(
+                throttling.key_ident(api_key), rate, also_read=key_cache.GENERATION_KEY
+            )
+        except Exception:  # noqa: BLE001 - Redis unreachable: the database decides, as without a cache
+            return None, None
+        request.api_key_token_spent = (api_key.pk, allowed, wait)
+        token = key_cache.parse_token(raw)
+        if token is not None and token == cached_token:
+            return api_key, token
+        key_cache.forget(digest)
+        return None, (token if token is not None else key_cache.generation())
 
     def authenticate_header(self, request):
         return self.keyword

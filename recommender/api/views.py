@@ -24,6 +24,7 @@ from catalog.models import Product
 from core.api import Conflict
 from recommender.api import serializers as s
 from recommender.models import ModelVersion, RecommenderConfig
+from recommender.selectors import CARD_FIELDS
 from recommender.services import registry, serving
 
 TRAINING_TIMEOUT = timedelta(hours=3)
@@ -94,7 +95,7 @@ class SimilarProductsView(APIView):
     def get(self, request, sku: str):
         params = _query(s.SimilarQuerySerializer, request)
         config = _config(params.get("config"))
-        product = get_object_or_404(Product, sku=sku)
+        product = get_object_or_404(Product.objects.only("pk", *CARD_FIELDS), sku=sku)
         return Response(serving.similar_products(product=product, n=params["n"], config=config))
 
 

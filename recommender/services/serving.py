@@ -297,7 +297,9 @@ def similar_products(*, product: Product, n: int, config: RecommenderConfig | No
                 p.pk: p
                 for p in Product.objects.filter(
                     _allowed(category=None, in_stock_only=in_stock_only), pk__in=[pk for pk, _ in pairs]
-                ).exclude(pk=product.pk)
+                )
+                .exclude(pk=product.pk)
+                .only("pk", *selectors.CARD_FIELDS)
             }
             text = REASON_TEXT[Reason.SIMILAR_PRODUCT].format(item=product.name or product.sku)
             for pk, score in pairs:
