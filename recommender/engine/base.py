@@ -113,6 +113,9 @@ class BaseRecommender:
     scores_cold_items: ClassVar[bool] = False
     item_based: ClassVar[bool] = False
     dense_pair_weights: ClassVar[bool] = False
+    # Whether ``_score`` is cheap and well-defined for known customers with an empty history row
+    # (factor models look their vector up), so a chunk's cold rows can be scored and overwritten.
+    scores_known_rows_directly: ClassVar[bool] = False
     chunk_size: ClassVar[int] = 256
 
     def __init__(self, *, num_threads: int = 0, seed: int = 42) -> None:
@@ -298,7 +301,13 @@ class BaseRecommender:
             cold = np.flatnonzero(~warm)
             fallback, reasons = self.fallback_.scores_for(users[cold])
             cold_reasons[cold] = reasons
-            if warm.any():
+            if warm.any() and self.scores_known_rows_directly and (users[cold] >= 0).all():
+                # Score every row and overwrite the few cold ones: gathering the warm rows and
+                # copying their scores into a fresh block moved the whole (chunk × products)
+                # block once more, a tenth of the batch scorer's time.
+                scores = self._score(histories, users)
+                scores[cold] = fallback
+            elif warm.any():
                 hot = np.flatnonzero(warm)
                 scores = np.empty((len(users), self.interactions_.n_items), dtype=np.float32)
                 scores[hot] = self._score(histories[hot], users[hot])

@@ -23,6 +23,7 @@ class FactorRecommender(BaseRecommender):
 
     item_based = True
     dense_pair_weights = True
+    scores_known_rows_directly = True
 
     def _make_model(self):
         raise NotImplementedError
