@@ -37,7 +37,9 @@ from recommender.services import artifacts, data
 logger = logging.getLogger(__name__)
 
 CHUNK_CUSTOMERS = 5000
-CHUNK_BATCH = 1024  # customers scored per engine call inside a chunk
+# Customers scored per engine call inside a chunk: a (128 × products) score block stays in cache
+# through scoring, rules, top-n and explanations (1,024 cost 40 % more CPU at 20,000 products).
+CHUNK_BATCH = 128
 LEASE = timedelta(minutes=20)
 MAX_ATTEMPTS = 3
 
