@@ -112,9 +112,9 @@ class Recommendation(models.Model):
 
     class Meta:
         # One unique index serves every read (a customer's rows of a version) and a chunk's range
-        # delete (customer range, one version); a second index in the other column order cost a
-        # third of the COPY's database time and served only whole-version scans (pruning), which
-        # read most of the table anyway.
+        # delete (customer range, one version); a second index in the other column order slowed
+        # every COPY and served only whole-version scans (pruning), which read most of the table
+        # anyway (docs/recommender.md, Serving figures).
         constraints = [
             models.UniqueConstraint(
                 fields=["customer", "model_version", "rank"], name="recommendation_customer_rank_unique"
