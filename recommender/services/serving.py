@@ -284,6 +284,39 @@ def _top_up(cards: list[dict], *, customer_pk, n: int, category: str | None, in_
         have.add(product.sku)
 
 
+def _product_and_config_sql(*, by_name: bool) -> str:
+    config, product = RecommenderConfig._meta.db_table, Product._meta.db_table
+    which = "cfg.name = %s" if by_name else "cfg.is_default"
+    return f"""
+        SELECT p.id, p.sku, p.name, p.category_path, cfg.id, cfg.updated_at, cfg.active_version_id
+        FROM {product} p
+        LEFT JOIN {config} cfg ON {which}
+        WHERE p.sku = %s
+    """  # noqa: S608 - table names from model metadata; every value is a parameter
+
+
+def similar_for_request(*, sku: str, n: int, config_name: str | None = None) -> dict | None:
+    """What the API answers for a product page: the product and the config in one query.
+
+    ``None`` when there is no such product; ``ConfigNotFound`` for an unknown ``config_name``.
+    The config object comes from the per-process cache, as of the row just read.
+    """
+    params = [config_name, sku] if config_name else [sku]
+    with connection.cursor() as cursor:
+        cursor.execute(_product_and_config_sql(by_name=bool(config_name)), params)
+        row = cursor.fetchone()
+    if row is None:
+        if config_name and not RecommenderConfig.objects.filter(name=config_name).exists():
+            raise ConfigNotFound(config_name)  # a bad parameter is reported before a missing product
+        return None
+    pk, product_sku, name, category_path, config_id, updated_at, version_id = row
+    if config_id is None and config_name:
+        raise ConfigNotFound(config_name)
+    config = None if config_id is None else _config_as_of(config_id, updated_at, version_id)
+    product = Product(pk=pk, sku=product_sku, name=name, category_path=category_path)
+    return similar_products(product=product, n=n, config=config)
+
+
 def similar_products(*, product: Product, n: int, config: RecommenderConfig | None = None) -> dict:
     """Products most like this one by the active model; same-category best sellers otherwise."""
     result = {"sku": product.sku, "model_version": None, "source": "category", "items": []}

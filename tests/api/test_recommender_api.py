@@ -235,3 +235,20 @@ def test_promotion_is_seen_by_the_next_request(api, served):
     registry.promote(version_id=second.pk, score_if_needed=False)
     body = api.get(path).json()
     assert body["model_version"] == second.pk and body["source"] == "realtime"
+
+
+def test_similar_products_in_two_queries_with_config_errors_first(api, served, django_assert_num_queries):
+    mug = served["by_category"][0][0]
+    path = f"/api/v1/products/{mug.sku}/similar"
+    assert api.get(path).status_code == 200  # key verified and remembered, config cached
+    with django_assert_num_queries(2):  # product + config, then the similar products' rows
+        body = api.get(path, {"n": 3}).json()
+    assert body["source"] == "model" and body["model_version"] == served["version"].pk
+    assert api.get(path, {"config": "default"}).status_code == 200
+    bad = api.get(path, {"config": "nope"})
+    assert bad.status_code == 400 and "config" in bad.json()
+    bad_and_missing = api.get("/api/v1/products/NO-SUCH-SKU/similar", {"config": "nope"})
+    assert bad_and_missing.status_code == 400
+    assert api.get("/api/v1/products/NO-SUCH-SKU/similar", {"config": "default"}).status_code == 404
+    RecommenderConfig.objects.filter(pk=served["config"].pk).update(is_default=False)
+    assert api.get(path).json()["source"] == "category"  # no default config: same-category best sellers

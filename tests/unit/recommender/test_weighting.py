@@ -121,3 +121,19 @@ def test_training_on_no_events_is_a_clear_error():
     inter = build_interactions(user_ids=[], item_ids=[], timestamps=[], half_life_days=30.0)
     with pytest.raises(TrainingDataError, match="empty"):
         make_recommender("popularity").fit(inter)
+
+
+@pytest.mark.parametrize(
+    "universe", [np.array([3, 5, 9, 12]), [12, 3, 9, 5], np.array([3, 5, 9, 12], dtype=object)]
+)
+def test_integer_universes_sorted_or_not_give_the_same_columns(universe):
+    """Sorted integer ids take a binary search, anything else the dict: same answer either way."""
+    inter = build_interactions(
+        user_ids=np.array([1, 1, 2, 2, 2]),
+        item_ids=np.array([5, 4, 12, 3, 99]),  # 4 and 99 are outside the universe
+        item_universe=universe,
+    )
+    assert list(inter.item_ids) == list(universe)
+    got = {(int(u), int(i)) for u, i in zip(*inter.matrix.nonzero(), strict=True)}
+    col = {int(v): c for c, v in enumerate(list(universe))}
+    assert got == {(0, col[5]), (1, col[12]), (1, col[3])}
