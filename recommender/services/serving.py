@@ -120,19 +120,27 @@ def _request_sql(*, by_name: bool) -> str:
     """  # noqa: S608 - table names from model metadata; every value is a parameter
 
 
-_configs: dict[int, RecommenderConfig] = {}
+CONFIG_TTL_SECONDS = 60.0
+_configs: dict[int, tuple[float, RecommenderConfig]] = {}
 
 
 def _config_as_of(config_id: int, updated_at, active_version_id: int | None) -> RecommenderConfig:
-    """The config with its active version, reloaded only when the row changed since it was cached.
+    """The config with its active version, reloaded when the row changed since it was cached.
 
-    ``updated_at`` moves on every save and the active version on every promote or rollback (an
-    UPDATE of that column), so a cached object is never older than the row the caller just read.
+    ``updated_at`` moves on every save, promote and rollback, and the active version is compared
+    as well, so a cached object is never older than the row the caller just read; a change made
+    by a bare queryset update of other columns is picked up within ``CONFIG_TTL_SECONDS``.
     """
-    cached = _configs.get(config_id)
-    if cached is None or cached.updated_at != updated_at or cached.active_version_id != active_version_id:
+    now = time.monotonic()
+    loaded_at, cached = _configs.get(config_id, (0.0, None))
+    if (
+        cached is None
+        or now - loaded_at > CONFIG_TTL_SECONDS
+        or cached.updated_at != updated_at
+        or cached.active_version_id != active_version_id
+    ):
         cached = RecommenderConfig.objects.select_related("active_version").get(pk=config_id)
-        _configs[config_id] = cached
+        _configs[config_id] = (now, cached)
     return cached
 
 
