@@ -89,8 +89,8 @@ class ModelVersion(models.Model):
 class Recommendation(models.Model):
     """Top-N products per customer from one model version, written in bulk by `score_all`.
 
-    The foreign keys carry no index of their own: the unique (version, customer, rank) and the
-    (customer, version, rank) indexes cover every lookup, and each extra index slows the COPY of
+    The foreign keys carry no index of their own: the unique (customer, version, rank) index
+    covers every lookup, and each extra index slows the COPY of
     millions of rows that a full scoring run writes. Nor do they carry a database constraint:
     these rows are derived data, rebuilt by every scoring run, and PostgreSQL's per-row foreign
     key triggers cost more than everything else in the write (measured: 25 s of 39 s for 340k
@@ -120,13 +120,14 @@ class Recommendation(models.Model):
     explanation = models.JSONField(default=dict, blank=True)
 
     class Meta:
+        # One unique index serves every read (a customer's rows of a version) and a chunk's range
+        # delete (customer range, one version); a second index in the other column order slowed
+        # every COPY and served only whole-version scans (pruning), which read most of the table
+        # anyway (docs/recommender.md, Serving figures).
         constraints = [
             models.UniqueConstraint(
-                fields=["model_version", "customer", "rank"], name="recommendation_rank_unique"
+                fields=["customer", "model_version", "rank"], name="recommendation_customer_rank_unique"
             ),
-        ]
-        indexes = [
-            models.Index(fields=["customer", "model_version", "rank"], name="reco_customer_version_idx")
         ]
 
     def __str__(self) -> str:
