@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from campaigns.models import TestSend
 from experiments.models import Experiment
 from tests.integration.campaigns import scenario
 from tests.integration.campaigns.conftest import push_receiver as push_receiver  # noqa: F401
@@ -117,3 +118,117 @@ def test_the_check_reads_this_saves_channels_not_the_saved_ones(client, admin_us
     saved = client.post(url, data)
     assert saved.status_code == 302, metric_errors(saved)
     assert list(campaign.variants.values_list("name", flat=True)) == ["A"]
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Test sends of a push variant go to test customers' push subscriptions
+
+
+@pytest.fixture
+def push_world(send_settings, push_receiver):
+    """Variant A by email, B by push; c0 has two devices, c1 one, c2 a device but no push consent."""
+    from customers.models import PushSubscription
+
+    customers = scenario.make_customers(3)
+    scenario.grant(customers[:2], channel="push")
+    d.subscribe_push(customers, push_receiver)
+    PushSubscription.objects.create(
+        customer=customers[0],
+        kind=PushSubscription.Kind.HTTP,
+        endpoint=push_receiver.url("/laptop"),
+        token="laptop-0",
+    )
+    campaign = d.experiment_campaign(customers, variants=[{}, {"channel": "push"}])
+    return {"customers": customers, "campaign": campaign, "receiver": push_receiver}
+
+
+def test_a_push_variants_test_send_over_the_api(api, push_world, django_capture_on_commit_callbacks):
+    from campaigns.models import Send
+    from customers.models import PushSubscription
+
+    c0, c1, c2 = push_world["customers"]
+    campaign, receiver = push_world["campaign"], push_world["receiver"]
+    url = f"/api/v1/campaigns/{campaign.pk}/test-send/"
+
+    def post(body):
+        with django_capture_on_commit_callbacks(execute=True):
+            return api.post(url, body, format="json")
+
+    # What a push test needs, said plainly, and nothing sent for a refused request.
+    needs = post({"variant": "B"})
+    assert needs.status_code == 400
+    assert "push subscriptions of test customers" in needs.json()["test_customers"][0]
+    assert (
+        "not email addresses"
+        in post({"variant": "B", "addresses": ["qa@example.com"]}).json()["addresses"][0]
+    )
+    assert post({"variant": "B", "test_customers": [c2.external_id]}).json()["test_customers"] == [
+        f"{c2.external_id}: no push consent on record."
+    ]
+    assert (
+        "No customer with the external id"
+        in (post({"variant": "B", "test_customers": ["nobody-here"]}).json()["test_customers"][0])
+    )
+    assert (
+        "are for push variants"
+        in (post({"variant": "A", "test_customers": [c0.external_id]}).json()["test_customers"][0])
+    )
+    assert receiver.requests == [] and TestSend.objects.count() == 0
+
+    # Every subscription of each test customer gets it, filled with the chosen customer's data.
+    response = post(
+        {"variant": "B", "test_customers": [c0.external_id, c1.external_id], "customer": c1.external_id}
+    )
+    assert response.status_code == 202, response.content
+    devices = PushSubscription.objects.filter(customer__in=[c0, c1])
+    assert sorted(response.json()["addresses"]) == sorted(f"push:{s.pk}" for s in devices)
+    test_send = TestSend.objects.get()
+    assert test_send.state == TestSend.State.SENT, test_send.result
+    assert set(test_send.result["addresses"].values()) == {"sent"}
+    assert sorted(r.path for r in receiver.requests) == ["/laptop", "/push", "/push"]
+    tokens = {r.json()["to"] for r in receiver.requests}
+    assert tokens == {s.token for s in devices}
+    for request in receiver.requests:
+        payload = request.json()
+        assert payload["title"] == f"[TEST] Hi {c1.first_name}"
+        assert payload["url"].startswith("https://shop.example.com/push")  # untracked
+        assert "utm_medium=push" in payload["url"]
+        assert request.headers.get("X-Reachly-Signature", "").startswith("t=")
+    assert Send.objects.count() == 0  # nothing in the ledger
+
+    # A device the provider says is gone: the test fails for it and the subscription is retired.
+    receiver.requests.clear()
+    receiver.statuses["/laptop"] = 410
+    post({"variant": "B", "test_customers": [c0.external_id]})
+    failed = TestSend.objects.latest("pk")
+    assert failed.state == TestSend.State.FAILED
+    laptop = PushSubscription.objects.get(endpoint__endswith="/laptop")
+    assert failed.result["addresses"][f"push:{laptop.pk}"].startswith("failed")
+    assert not PushSubscription.objects.get(pk=laptop.pk).active
+    assert len(receiver.requests) == 2
+
+    # The email variant's test send still goes to addresses.
+    assert post({"variant": "A", "addresses": ["qa@example.com"]}).status_code == 202
+
+
+def test_a_push_variants_test_send_from_the_admin(
+    client, admin_user, push_world, django_capture_on_commit_callbacks
+):
+    c0 = push_world["customers"][0]
+    campaign, receiver = push_world["campaign"], push_world["receiver"]
+    client.force_login(admin_user)
+    url = f"/admin/campaigns/campaign/{campaign.pk}/test-send/"
+    page = client.get(url).content.decode()
+    assert "B (push)" in page and 'name="test_customers"' in page
+    b = d.variant(campaign, "B")
+
+    needs = client.post(url, {"variant": b.pk, "addresses": ""}, follow=True).content.decode()
+    assert "push subscriptions of test customers" in needs and receiver.requests == []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, {"variant": b.pk, "test_customers": f"{c0.external_id}\n"})
+    assert response.status_code == 302
+    assert TestSend.objects.get().state == TestSend.State.SENT
+    assert sorted(r.path for r in receiver.requests) == ["/laptop", "/push"]
+    assert all(r.json()["title"] == f"[TEST] Hi {c0.first_name}" for r in receiver.requests)
+    assert "push:" in client.get(url).content.decode()
