@@ -289,9 +289,18 @@ def _report_csv(request, campaign: Campaign, report: dict, metrics: list[str]) -
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-report.csv"'
     writer = csv.writer(response)
-    writer.writerow(["variant", *metrics])
-    for row in [*report["variants"], {**report["totals"], "variant": "total"}]:
-        writer.writerow([row.get("variant"), *[row.get(m, "") for m in metrics]])
+    if report.get("channels"):
+        # Variants on several channels: each row says its channel, and each channel has a total.
+        writer.writerow(["variant", "channel", *metrics])
+        per_channel = [{**row, "variant": "total"} for row in report["channels"]]
+        for row in [*report["variants"], *per_channel, {**report["totals"], "variant": "total"}]:
+            writer.writerow(
+                [row.get("variant"), row.get("channel") or "", *[row.get(m, "") for m in metrics]]
+            )
+    else:
+        writer.writerow(["variant", *metrics])
+        for row in [*report["variants"], {**report["totals"], "variant": "total"}]:
+            writer.writerow([row.get("variant"), *[row.get(m, "") for m in metrics]])
     audit_request(request, action="export.campaign_report", target=campaign)
     return response
 

@@ -66,7 +66,9 @@ def _rates(row: dict) -> dict:
 
 def campaign_report(*, campaign: Campaign, bucket: str = "day") -> dict:
     """Totals, per-variant rows and time buckets, in a fixed number of queries."""
-    names = {v.pk: v.name for v in campaign.variants.all()}
+    variant_list = list(campaign.variants.all())
+    names = {v.pk: v.name for v in variant_list}
+    channel_of = {v.name: v.channel_on(campaign) for v in variant_list}
     rows: dict[str, dict] = defaultdict(_empty)
 
     def key(variant_id) -> str:
@@ -121,9 +123,23 @@ def campaign_report(*, campaign: Campaign, bucket: str = "day") -> dict:
         out.update(_rates(row))
         return out
 
+    # Variants on different channels (an experiment comparing email with push): a total per
+    # channel, summed from its variants' rows before the rates are taken. The held-out rows went
+    # out on no channel and are in the campaign's total only.
+    channels = []
+    if len(set(channel_of.values())) > 1:
+        for channel in sorted(set(channel_of.values())):
+            summed = _empty()
+            for name, row in rows.items():
+                if channel_of.get(name) == channel:
+                    for field, value in row.items():
+                        summed[field] = summed.get(field, 0) + value
+            channels.append({"channel": channel, **finish(summed)})
     total = finish(rows.pop(TOTAL, _empty()))
     variants = [
-        {"variant": name, **finish(rows[name])} for name in [*names.values(), "held out"] if name in rows
+        {"variant": name, "channel": channel_of.get(name), **finish(rows[name])}
+        for name in [*names.values(), "held out"]
+        if name in rows
     ]
     return {
         "campaign": campaign.pk,
@@ -132,6 +148,7 @@ def campaign_report(*, campaign: Campaign, bucket: str = "day") -> dict:
         "status_reason": campaign.status_reason,
         "totals": total,
         "variants": variants,
+        "channels": channels,
         "over_time": over_time(campaign=campaign, bucket=bucket),
     }
 

@@ -6,6 +6,9 @@ local HTTP receiver of the campaign tests. Salts are fixed (dimensions.SALT).
 
 from __future__ import annotations
 
+import csv
+import io
+
 import pytest
 
 from campaigns.models import TestSend
@@ -232,3 +235,105 @@ def test_a_push_variants_test_send_from_the_admin(
     assert sorted(r.path for r in receiver.requests) == ["/laptop", "/push"]
     assert all(r.json()["title"] == f"[TEST] Hi {c0.first_name}" for r in receiver.requests)
     assert "push:" in client.get(url).content.decode()
+
+
+# --------------------------------------------------------------------------------------------
+# 3. The campaign report, broken down by channel
+
+
+def _sent_with_clicks(campaign, clicks: dict[str, int]):
+    """Launch, write the ledger, mark the variant rows sent and give the first n of each arm a click."""
+    from django.utils import timezone
+
+    from campaigns.models import Arm, Send, SendState, TrackingEvent, TrackingKind
+    from campaigns.services.launch import launch_campaign, write_run_ledger
+
+    campaign = launch_campaign(campaign=campaign)
+    write_run_ledger(run_id=campaign.runs.get().pk)
+    now = timezone.now()
+    Send.objects.filter(campaign=campaign, arm=Arm.VARIANT, state=SendState.QUEUED).update(
+        state=SendState.SENT, sent_at=now
+    )
+    events = []
+    for name, n in clicks.items():
+        sent = Send.objects.filter(campaign=campaign, variant__name=name, state=SendState.SENT).order_by("pk")
+        for send in sent[:n]:
+            events.append(
+                TrackingEvent(
+                    send=send,
+                    campaign=campaign,
+                    variant_id=send.variant_id,
+                    customer_id=send.customer_id,
+                    kind=TrackingKind.CLICK,
+                    occurred_at=now,
+                )
+            )
+    TrackingEvent.objects.bulk_create(events)
+    return campaign
+
+
+def test_the_report_gives_each_variants_channel_and_a_total_per_channel(
+    api, client, admin_user, send_settings, push_receiver
+):
+    customers = scenario.make_customers(60)
+    scenario.grant(customers, channel="push")
+    d.subscribe_push(customers, push_receiver)
+    campaign = d.experiment_campaign(customers, variants=[{}, {"channel": "push"}, {}], control_percent=10)
+    campaign = _sent_with_clicks(campaign, {"A": 3, "B": 5, "C": 1})
+
+    report = api.get(f"/api/v1/campaigns/{campaign.pk}/report/").json()
+    rows = {row["variant"]: row for row in report["variants"]}
+    assert {name: row["channel"] for name, row in rows.items()} == {
+        "A": "email",
+        "B": "push",
+        "C": "email",
+        "held out": None,
+    }
+    channels = {row["channel"]: row for row in report["channels"]}
+    assert list(channels) == ["email", "push"]
+    for field in ("audience", "sent", "delivered", "clicks", "suppressed"):
+        assert channels["email"][field] == rows["A"][field] + rows["C"][field], field
+        assert channels["push"][field] == rows["B"][field], field
+        # The control group went out on no channel: in the campaign's total only.
+        assert (
+            report["totals"][field]
+            == channels["email"][field] + channels["push"][field] + rows["held out"][field]
+        ), field
+    assert (channels["email"]["clicks"], channels["push"]["clicks"]) == (4, 5)
+    assert channels["push"]["click_rate"] == round(5 / channels["push"]["delivered"], 6)
+    assert channels["email"]["click_rate"] == round(4 / channels["email"]["delivered"], 6)
+    assert rows["held out"]["audience"] > 0 and rows["held out"]["sent"] == 0
+
+    # The admin page and its CSV export say the same.
+    client.force_login(admin_user)
+    url = f"/admin/campaigns/campaign/{campaign.pk}/report/"
+    page = client.get(url).content.decode()
+    assert "<th>Channel</th>" in page
+    assert 'data-channel="push"><th>Total push</th>' in page
+    assert 'data-channel="email"><th>Total email</th>' in page
+    exported = list(csv.DictReader(io.StringIO(client.get(url + "?format=csv").content.decode())))
+    by_key = {(row["variant"], row["channel"]): row for row in exported}
+    assert list(by_key) == [
+        ("A", "email"),
+        ("B", "push"),
+        ("C", "email"),
+        ("held out", ""),
+        ("total", "email"),
+        ("total", "push"),
+        ("total", ""),
+    ]
+    assert int(by_key[("total", "push")]["clicks"]) == 5
+    assert int(by_key[("total", "email")]["sent"]) == channels["email"]["sent"]
+
+
+def test_a_report_on_one_channel_keeps_its_shape(api, client, admin_user, send_settings):
+    customers = scenario.make_customers(20)
+    campaign = _sent_with_clicks(d.experiment_campaign(customers, variants=[{}, {}]), {"A": 2})
+    report = api.get(f"/api/v1/campaigns/{campaign.pk}/report/").json()
+    assert report["channels"] == []
+    assert {row["channel"] for row in report["variants"]} == {"email"}
+    client.force_login(admin_user)
+    url = f"/admin/campaigns/campaign/{campaign.pk}/report/"
+    assert "<th>Channel</th>" not in client.get(url).content.decode()
+    header = client.get(url + "?format=csv").content.decode().splitlines()[0]
+    assert header.startswith("variant,audience,")
