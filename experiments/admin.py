@@ -78,11 +78,13 @@ class ExperimentForm(forms.ModelForm):
             "bandit_floor",
         ]
 
-    def _post_clean(self):
+    def clean(self):
+        # Runs before the model's clean (Experiment.clean reads `variants_to_check`).
+        cleaned = super().clean()
         if self.variant_formset is not None:
             self.instance.campaign = self.campaign
             self.instance.variants_to_check = posted_variants(self.variant_formset)
-        super()._post_clean()
+        return cleaned
 
 
 class ExperimentFormSet(BaseInlineFormSet):

@@ -123,6 +123,48 @@ def test_the_check_reads_this_saves_channels_not_the_saved_ones(client, admin_us
     assert list(campaign.variants.values_list("name", flat=True)) == ["A"]
 
 
+def test_a_new_campaign_with_a_push_variant_and_an_open_rate_experiment_is_refused(client, admin_user):
+    from campaigns.models import Campaign
+
+    client.force_login(admin_user)
+    url = "/admin/campaigns/campaign/add/"
+    data = change_form_data(client.get(url))
+    data.update(
+        {
+            "name": "Channel test",
+            "variants-TOTAL_FORMS": "2",
+            "variants-0-subject": "Hi",
+            "variants-1-name": "B",
+            "variants-1-weight": "1",
+            "variants-1-channel": "push",
+            "experiment-TOTAL_FORMS": "1",
+            "experiment-0-metric": "open_rate",
+            "experiment-0-relative": "on",
+            "experiment-0-method": "frequentist",
+            "experiment-0-alpha": "0.05",
+            "experiment-0-correction": "none",
+            "experiment-0-planned_sample_size": "5000",
+            "experiment-0-mode": "ab",
+            "experiment-0-sample_percent": "20",
+            "experiment-0-wait_minutes": "240",
+            "experiment-0-min_sample_per_arm": "100",
+            "experiment-0-decision_rule": "significance",
+            "experiment-0-chance_threshold": "0.95",
+            "experiment-0-bandit_floor": "0.05",
+        }
+    )
+    refused = client.post(url, data)
+    assert refused.status_code == 200
+    assert metric_errors(refused) and "Variant B goes out by push" in metric_errors(refused)[0]
+    assert not Campaign.objects.filter(name="Channel test").exists()
+
+    data["experiment-0-metric"] = "click_rate"
+    saved = client.post(url, data)
+    assert saved.status_code == 302, metric_errors(saved)
+    campaign = Campaign.objects.get(name="Channel test")
+    assert d.variant(campaign, "B").channel == "push" and campaign.experiment.metric == "click_rate"
+
+
 # --------------------------------------------------------------------------------------------
 # 2. Test sends of a push variant go to test customers' push subscriptions
 
