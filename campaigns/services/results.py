@@ -15,7 +15,7 @@ from decimal import Decimal
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDay, TruncHour
 
-from campaigns.models import Campaign, Conversion, Send, SendState, TrackingEvent, TrackingKind
+from campaigns.models import Campaign, Channel, Conversion, Send, SendState, TrackingEvent, TrackingKind
 
 BUCKETS = {"hour": TruncHour, "day": TruncDay}
 TOTAL = "total"
@@ -62,6 +62,13 @@ def _rates(row: dict) -> dict:
         if delivered
         else None,
     }
+
+
+def _no_push_opens(row: dict) -> dict:
+    """Push opens are not tracked: a push row has no open rate (null), rather than a false 0 %."""
+    if row.get("channel") == Channel.PUSH:
+        row["open_rate"] = None
+    return row
 
 
 def campaign_report(*, campaign: Campaign, bucket: str = "day") -> dict:
@@ -134,10 +141,10 @@ def campaign_report(*, campaign: Campaign, bucket: str = "day") -> dict:
                 if channel_of.get(name) == channel:
                     for field, value in row.items():
                         summed[field] = summed.get(field, 0) + value
-            channels.append({"channel": channel, **finish(summed)})
+            channels.append(_no_push_opens({"channel": channel, **finish(summed)}))
     total = finish(rows.pop(TOTAL, _empty()))
     variants = [
-        {"variant": name, "channel": channel_of.get(name), **finish(rows[name])}
+        _no_push_opens({"variant": name, "channel": channel_of.get(name), **finish(rows[name])})
         for name in [*names.values(), "held out"]
         if name in rows
     ]

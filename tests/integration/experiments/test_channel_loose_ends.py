@@ -344,6 +344,9 @@ def test_the_report_gives_each_variants_channel_and_a_total_per_channel(
     assert (channels["email"]["clicks"], channels["push"]["clicks"]) == (4, 5)
     assert channels["push"]["click_rate"] == round(5 / channels["push"]["delivered"], 6)
     assert channels["email"]["click_rate"] == round(4 / channels["email"]["delivered"], 6)
+    # Push opens are not tracked: no open rate for push rows (not a false 0 %).
+    assert channels["push"]["open_rate"] is None and rows["B"]["open_rate"] is None
+    assert channels["email"]["open_rate"] == 0.0 and rows["A"]["open_rate"] == 0.0
     assert rows["held out"]["audience"] > 0 and rows["held out"]["sent"] == 0
 
     # The admin page and its CSV export say the same.
