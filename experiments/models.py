@@ -179,8 +179,13 @@ class Experiment(TimeStampedModel):
             errors["default_variant"] = "Choose one of this campaign's variants."
         if self.mode == Mode.BANDIT and self.metric == Metric.REVENUE_PER_RECIPIENT:
             errors["metric"] = "The bandit learns from a rate (open, click or conversion), not from revenue."
-        if self.metric == Metric.OPEN_RATE and self.campaign_id:
-            problem = open_rate_problem(self.campaign, list(self.campaign.variants.all()))
+        # A form that saves the variants together with the experiment (the admin's campaign page)
+        # sets `variants_to_check` to the variants as posted, so the check sees this save's
+        # channels rather than the saved ones.
+        pending = getattr(self, "variants_to_check", None)
+        if self.metric == Metric.OPEN_RATE and (pending is not None or self.campaign_id):
+            variants = pending if pending is not None else list(self.campaign.variants.all())
+            problem = open_rate_problem(self.campaign, variants)
             if problem:
                 errors["metric"] = problem
         if errors:

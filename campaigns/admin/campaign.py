@@ -273,6 +273,16 @@ class CampaignAdmin(TransitionPages, BuilderPages, admin.ModelAdmin):
         )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
+    def _create_formsets(self, request, obj, change):
+        # Each inline formset may check itself against the others of the same save (the
+        # experiment's metric against the variants' channels as posted): give each the list.
+        # The campaign form shares `obj` and is cleaned before the formsets, so `formset.instance`
+        # carries the posted campaign fields by then.
+        formsets, inline_instances = super()._create_formsets(request, obj, change)
+        for formset in formsets:
+            formset.sibling_formsets = formsets
+        return formsets, inline_instances
+
     def save_model(self, request, obj, form, change):
         if change and obj.status not in lifecycle.EDITABLE:
             raise PermissionDenied("This campaign can no longer be changed.")

@@ -215,6 +215,7 @@ class BuilderPages:
                 variants[0] if variants else None,
             )
             customer = _customer(request.POST.get("customer", ""))
+            named = request.POST.get("test_customers", "").replace(",", "\n").splitlines()
             try:
                 if variant is None:
                     raise DjangoValidationError({"variant": ["Add a variant first."]})
@@ -224,6 +225,7 @@ class BuilderPages:
                     addresses=addresses,
                     customer=customer,
                     requested_by=request.user,
+                    test_customers=previews.test_customers_named(named),
                 )
             except DjangoValidationError as exc:
                 for problems in exc.message_dict.values():
@@ -234,7 +236,7 @@ class BuilderPages:
                     request,
                     action="campaign.test_sent",
                     target=campaign,
-                    details={"addresses": len(addresses)},
+                    details={"addresses": len(test_send.addresses), "channel": variant.channel_on(campaign)},
                 )
                 test_send.refresh_from_db()
                 messages.success(request, f"Test send #{test_send.pk}: {test_send.state}.")
@@ -243,7 +245,13 @@ class BuilderPages:
         return TemplateResponse(
             request,
             "admin/campaigns/test_send.html",
-            self._context(request, campaign, f"Test send of “{campaign}”", variants=variants, recent=recent),
+            self._context(
+                request,
+                campaign,
+                f"Test send of “{campaign}”",
+                variants=[(v, v.channel_on(campaign)) for v in variants],
+                recent=recent,
+            ),
         )
 
     def progress_view(self, request, pk: int):
@@ -281,9 +289,18 @@ def _report_csv(request, campaign: Campaign, report: dict, metrics: list[str]) -
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-report.csv"'
     writer = csv.writer(response)
-    writer.writerow(["variant", *metrics])
-    for row in [*report["variants"], {**report["totals"], "variant": "total"}]:
-        writer.writerow([row.get("variant"), *[row.get(m, "") for m in metrics]])
+    if report.get("channels"):
+        # Variants on several channels: each row says its channel, and each channel has a total.
+        writer.writerow(["variant", "channel", *metrics])
+        per_channel = [{**row, "variant": "total"} for row in report["channels"]]
+        for row in [*report["variants"], *per_channel, {**report["totals"], "variant": "total"}]:
+            writer.writerow(
+                [row.get("variant"), row.get("channel") or "", *[row.get(m, "") for m in metrics]]
+            )
+    else:
+        writer.writerow(["variant", *metrics])
+        for row in [*report["variants"], {**report["totals"], "variant": "total"}]:
+            writer.writerow([row.get("variant"), *[row.get(m, "") for m in metrics]])
     audit_request(request, action="export.campaign_report", target=campaign)
     return response
 

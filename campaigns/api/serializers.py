@@ -261,7 +261,19 @@ class ReasonSerializer(serializers.Serializer):
 
 
 class TestSendRequestSerializer(serializers.Serializer):
-    addresses = serializers.ListField(child=serializers.EmailField(), min_length=1, max_length=10)
+    addresses = serializers.ListField(
+        child=serializers.EmailField(),
+        required=False,
+        max_length=10,
+        help_text="Email variant: where the test goes (1 to 10 addresses)",
+    )
+    test_customers = serializers.ListField(
+        child=serializers.CharField(max_length=191),
+        required=False,
+        max_length=10,
+        help_text="Push variant: external ids of customers (e.g. your own record) with push consent and an "
+        "active push subscription; each of their subscriptions gets the test",
+    )
     variant = serializers.CharField(
         required=False, max_length=64, help_text="Variant name; the first by default"
     )
@@ -274,6 +286,9 @@ class TestSendSerializer(serializers.ModelSerializer):
     class Meta:
         model = TestSend
         fields = ["id", "campaign", "variant", "addresses", "state", "result", "created_at"]
+        extra_kwargs = {
+            "addresses": {"help_text": "Email addresses, or push:<subscription id> for a push test"}
+        }
 
 
 class SendSerializer(serializers.ModelSerializer):
