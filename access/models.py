@@ -2,11 +2,43 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from rest_framework_api_key.models import AbstractAPIKey
+from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
+
+# Fields whose change does not matter to authentication (the once-a-minute usage touch).
+_UNTRACKED_FIELDS = frozenset({"last_used_at"})
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    """Queryset updates and deletes tell the verified-key cache (access.key_cache) to forget."""
+
+    def update(self, **kwargs):
+        rows = super().update(**kwargs)
+        if set(kwargs) - _UNTRACKED_FIELDS:
+            from access.key_cache import keys_changed
+
+            keys_changed()
+        return rows
+
+    update.alters_data = True
+
+    def delete(self):
+        from access.key_cache import keys_changed
+
+        result = super().delete()
+        keys_changed()
+        return result
+
+    delete.alters_data = True
+
+
+class ApiKeyManager(BaseAPIKeyManager.from_queryset(ApiKeyQuerySet)):
+    pass
 
 
 class ApiKey(AbstractAPIKey):
     """An integration's key: stored as a SHA-512 hash, scoped, revocable, rate-limited."""
+
+    objects = ApiKeyManager()
 
     scopes = models.JSONField(default=list, help_text="e.g. customers:read, orders:write")
     rate = models.CharField(

@@ -24,16 +24,22 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.send_harness import (  # noqa: E402 - the path above makes the package importable
+    drop_database,
+    recreate_database,
+    send_env,
+    start_sink,
+    start_worker,
+    stop_process,
+    use_env,
+)
 
 SCRATCH_DB = "bench_campaign_send"
 PRODUCTS = 200
@@ -47,76 +53,6 @@ HTML = """<!doctype html><html><head><style>.card{border:1px solid #ddd;padding:
 <p><a href="https://shop.example.com/sale">See the whole sale</a></p>
 <p><a href="{{ links.unsubscribe_url }}">Unsubscribe</a> · {{ company.name }}, {{ company.postal_address }}</p>
 </body></html>"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-# ---------------------------------------------------------------------------------------------
-# The SMTP sink, in its own process
-
-
-def serve_sink(port: int, received, duplicates, ready) -> None:
-    import asyncio
-
-    from aiosmtpd.controller import Controller
-
-    seen: set[bytes] = set()
-
-    class Handler:
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd hook
-            content = envelope.original_content or envelope.content
-            start = content.find(b"Message-ID:")
-            if start < 0:
-                start = content.find(b"Message-Id:")
-            key = content[start : content.find(b"\r\n", start)] if start >= 0 else b""
-            if key in seen:
-                with duplicates.get_lock():
-                    duplicates.value += 1
-            seen.add(key)
-            with received.get_lock():
-                received.value += 1
-            return "250 OK"
-
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port, data_size_limit=10_000_000)
-    controller.start()
-    ready.set()
-    signal.signal(signal.SIGTERM, lambda *a: (controller.stop(), os._exit(0)))
-    asyncio.run(asyncio.sleep(10**9))
-
-
-# ---------------------------------------------------------------------------------------------
-# Scratch database
-
-
-def admin_dsn(url: str) -> str:
-    parsed = urlparse(url)
-    return urlunparse(parsed._replace(path="/postgres"))
-
-
-def recreate_database(base_url: str, name: str) -> str:
-    import psycopg2
-
-    conn = psycopg2.connect(admin_dsn(base_url))
-    conn.autocommit = True
-    with conn.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    return urlunparse(urlparse(base_url)._replace(path=f"/{name}"))
-
-
-def drop_database(base_url: str, name: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(admin_dsn(base_url))
-    conn.autocommit = True
-    with conn.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    conn.close()
 
 
 def copy_rows(table: str, columns: list[str], rows) -> None:
@@ -249,61 +185,6 @@ def load_data(customers: int):
 # End to end with a real worker
 
 
-def start_worker(env: dict[str, str], workers: int, log_path: Path) -> subprocess.Popen:
-    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            "sends,default",
-            "--pool=prefork",
-            "-c",
-            str(workers),
-            "--prefetch-multiplier=1",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-l",
-            "WARNING",
-            "-n",
-            f"bench-{os.getpid()}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    from config.celery_app import app
-
-    while time.monotonic() < deadline:
-        try:
-            replies = app.control.ping(timeout=1.0)
-        except Exception:  # noqa: BLE001 - the broker may not answer yet
-            replies = []
-        if any(f"bench-{os.getpid()}@" in name for reply in replies for name in reply):
-            return process
-        if process.poll() is not None:
-            raise RuntimeError(log_path.read_text(errors="replace")[-3000:])
-    raise RuntimeError("the worker did not come up")
-
-
-def stop_worker(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-
-
 def end_to_end(campaign, customers: int, env: dict[str, str], workers: int, received) -> dict:
     from django.db import transaction
 
@@ -335,7 +216,7 @@ def end_to_end(campaign, customers: int, env: dict[str, str], workers: int, rece
         finished = time.perf_counter()
         sent = Send.objects.filter(campaign=campaign, state=SendState.SENT).count()
     finally:
-        stop_worker(worker)
+        stop_process(worker)
     seconds = finished - started
     return {
         "messages": sent,
@@ -348,6 +229,18 @@ def end_to_end(campaign, customers: int, env: dict[str, str], workers: int, rece
 
 # ---------------------------------------------------------------------------------------------
 # The minimal loop: render + build + send over one SMTP connection, no database, no ledger
+
+
+def compose(composer, variant, send_id: int, context: dict, key: str):
+    """One message as the pipeline composes it (the minimal loop and compose-only time this)."""
+    return composer.email(
+        send_id=send_id,
+        key=f"{key}:{send_id}",
+        variant=variant,
+        context=context,
+        to=context["customer"]["email"],
+        to_name=context["customer"]["first_name"],
+    )
 
 
 def minimal_worker(
@@ -366,14 +259,7 @@ def minimal_worker(
     go.wait()
     with EmailDelivery() as delivery:
         for send_id, context in contexts:
-            composed = composer.email(
-                send_id=send_id,
-                key=f"minimal:{send_id}",
-                variant=variant,
-                context=context,
-                to=context["customer"]["email"],
-                to_name=context["customer"]["first_name"],
-            )
+            composed = compose(composer, variant, send_id, context, "minimal")
             outcome = delivery.deliver(composed.message)
             if outcome.kind != "sent":
                 raise RuntimeError(outcome.detail)
@@ -443,8 +329,8 @@ def sample_message(campaign, customer_id: int) -> bytes:
     return composed.message.raw
 
 
-def minimal_loop(campaign, ids: list[int], count: int, workers: int) -> dict:
-    from django.db import connections
+def message_contexts(campaign, ids: list[int], count: int):
+    """The first `count` customers' render contexts, built as the pipeline builds them."""
     from django.utils import timezone
 
     from campaigns.composition import Composer
@@ -475,6 +361,29 @@ def minimal_loop(campaign, ids: list[int], count: int, workers: int) -> dict:
         )
         for index, cid in enumerate(chosen)
     ]
+    return contexts, variant, composer
+
+
+def compose_only(campaign, ids: list[int], count: int) -> dict:
+    """Render + build alone, in this one process (no SMTP, no database): the cost per message of
+    composing, to set beside the SMTP path's ceiling (`sink_alone`)."""
+    contexts, variant, composer = message_contexts(campaign, ids, count)
+    started = time.perf_counter()
+    for send_id, context in contexts:
+        compose(composer, variant, send_id, context, "compose")
+    seconds = time.perf_counter() - started
+    return {
+        "messages": len(contexts),
+        "seconds": round(seconds, 2),
+        "ms_per_message": round(seconds / len(contexts) * 1000, 3),
+        "messages_per_minute_one_process": round(len(contexts) / seconds * 60),
+    }
+
+
+def minimal_loop(campaign, ids: list[int], count: int, workers: int) -> dict:
+    from django.db import connections
+
+    contexts, variant, _ = message_contexts(campaign, ids, count)
     variant_fields = {
         name: str(getattr(variant, name)) for name in ("name", "subject", "html", "text", "preheader")
     }
@@ -538,39 +447,18 @@ def main() -> int:
     redis_base = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379")
     db_url = recreate_database(base_url, SCRATCH_DB)
 
-    ctx = mp.get_context("spawn")
-    received, duplicates, ready = ctx.Value("q", 0), ctx.Value("q", 0), ctx.Event()
-    port = free_port()
-    sink = ctx.Process(target=serve_sink, args=(port, received, duplicates, ready), daemon=True)
-    sink.start()
-    ready.wait(30)
-
-    env = dict(os.environ)
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings.base",
-            "DATABASE_URL": db_url,
-            "REDIS_URL": f"{redis_base}/8",
-            "CELERY_BROKER_URL": f"{redis_base}/9",
-            "EMAIL_URL": f"smtp://127.0.0.1:{port}",
-            "SITE_URL": "https://shop.example.com",
-            "CAMPAIGN_CHUNK_SIZE": str(args.chunk),
-            "CAMPAIGN_SEND_PARALLELISM": str(args.workers),
-            "CAMPAIGN_TASK_BUDGET_SECONDS": "600",
-            "CAMPAIGN_LEASE_SECONDS": "300",
-            "LOG_LEVEL": "WARNING",
-            "OPENBLAS_NUM_THREADS": "1",
-            "OMP_NUM_THREADS": "1",
-        }
+    sink, port, received, duplicates = start_sink()
+    env = send_env(
+        db_url=db_url,
+        redis_base=redis_base,
+        redis_db=8,
+        smtp_port=port,
+        CAMPAIGN_CHUNK_SIZE=str(args.chunk),
+        CAMPAIGN_SEND_PARALLELISM=str(args.workers),
+        CAMPAIGN_TASK_BUDGET_SECONDS="600",
+        CAMPAIGN_LEASE_SECONDS="300",
     )
-    os.environ.update(env)
-    import redis
-
-    redis.Redis.from_url(env["CELERY_BROKER_URL"]).flushdb()
-
-    import django
-
-    django.setup()
+    use_env(env)
     from django.core.management import call_command
 
     try:
@@ -581,6 +469,7 @@ def main() -> int:
         e2e = end_to_end(campaign, args.customers, env, args.workers, received)
         e2e["sink_duplicates"] = duplicates.value  # the same Message-ID twice (none expected without faults)
         raw = sample_message(campaign, ids[0])
+        composed = compose_only(campaign, ids, min(args.minimal, len(ids)))
         minimal = minimal_loop(campaign, ids, min(args.minimal, len(ids)), args.workers)
         ceiling = sink_ceiling(port, raw, min(args.minimal, len(ids)), args.workers)
     finally:
@@ -603,6 +492,7 @@ def main() -> int:
         "end_to_end": e2e,
         "minimal_loop": minimal,
         "sink_alone": ceiling,
+        "compose_only": composed,
         "ratio": round(ratio, 3),
         "targets": {"messages_per_minute": 50_000, "ratio": 0.6},
         "met": {"messages_per_minute": e2e["messages_per_minute"] >= 50_000, "ratio": ratio >= 0.6},

@@ -6,7 +6,9 @@
 In a scratch database: customers, a two-variant campaign whose ledger says sent `days` ago,
 human opens and clicks (10 % / 12 %), orders for 3 % of recipients. Times, best of 3:
   * baseline: the campaign report (`campaigns.services.results.campaign_report`, SQL aggregates);
-  * the experiment results without the daily series, and with it.
+  * the experiment results without the daily series, and with it;
+  * a cached read (what the API and the admin page do once the results are computed for the
+    current data version): the data-version query plus a Redis get, and the version query alone.
 Prints one JSON object (also out/benchmarks/experiment_results.json) with the ratios to the baseline.
 """
 
@@ -99,15 +101,21 @@ def main() -> None:
     setup_django()
     with scratch_database("bench_experiment_results"):
         campaign = build(args.recipients, args.days)
+        from django.core.cache import cache
+
         from campaigns.services.results import campaign_report
         from experiments.models import Experiment
-        from experiments.services.results import experiment_results
+        from experiments.services.results import cached_experiment_results, data_version, experiment_results
 
         experiment = Experiment.objects.get(campaign=campaign)
         baseline = best_of(lambda: campaign_report(campaign=campaign))
         without = best_of(lambda: experiment_results(experiment=experiment, with_series=False))
         full = best_of(lambda: experiment_results(experiment=experiment))
         points = len(experiment_results(experiment=experiment)["series"])
+        cache.clear()
+        cached_experiment_results(experiment=experiment)  # computes and stores
+        cached = best_of(lambda: cached_experiment_results(experiment=experiment), repeat=5)
+        version = best_of(lambda: data_version(experiment), repeat=5)
         emit(
             {
                 "benchmark": "experiment_results",
@@ -118,6 +126,9 @@ def main() -> None:
                 "results_with_series_seconds": round(full, 3),
                 "ratio_to_campaign_report": round(without / baseline, 2),
                 "ratio_with_series_to_campaign_report": round(full / baseline, 2),
+                "cached_read_seconds": round(cached, 4),
+                "data_version_seconds": round(version, 4),
+                "ratio_cached_read_to_results_with_series": round(cached / full, 4),
                 "machine": machine_info(),
                 "database": database_info(),
             },

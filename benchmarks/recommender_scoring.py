@@ -3,7 +3,7 @@
     python -m benchmarks.recommender_scoring                 # 100k customers × 20k products, ~3M rows
     python -m benchmarks.recommender_scoring --customers 20000 --products 4000 --orders 200000
 
-The synthetic shop (core/synthetic.py) is loaded into a scratch PostgreSQL database
+The synthetic shop (core/synthetic/) is loaded into a scratch PostgreSQL database
 (``bench_h_reco``, dropped afterwards), an ALS version is trained through the service, and
 then, in the same run and on the same fitted model with one thread each:
 

@@ -203,13 +203,13 @@ class Composer:
         return ComposedMessage(send_id, message, list(built.links) if tracked else [], built.message_id)
 
     def push(
-        self, *, send_id: int, key: str, variant: Variant, context: Mapping[str, Any]
+        self, *, send_id: int, key: str, variant: Variant, context: Mapping[str, Any], tracked: bool = True
     ) -> ComposedMessage:
         destinations: list[str] = []
 
         def track(url: str, _index: int) -> str:
             destinations.append(url)
-            return self.push_click_url(send_id, url)
+            return self.push_click_url(send_id, url) if tracked else url
 
         payload = render_push(
             push_templates(variant.parts()),
@@ -224,7 +224,7 @@ class Composer:
         from campaigns.rendering import message_id
 
         payload["message_id"] = message_id(key, self.domain)
-        return ComposedMessage(send_id, payload, destinations, payload["message_id"])
+        return ComposedMessage(send_id, payload, destinations if tracked else [], payload["message_id"])
 
 
 def render_preview_parts(

@@ -209,11 +209,41 @@ class Variant(TimeStampedModel):
     push_url = models.TextField(blank=True, default="")
     push_icon = models.TextField(blank=True, default="")
 
+    # What an experiment may vary besides the message: the channel, the send time, the recommender.
+    channel = models.CharField(
+        max_length=8,
+        choices=Channel.choices,
+        blank=True,
+        default="",
+        help_text="Empty: the campaign's channel",
+    )
+    send_local_time = models.TimeField(
+        null=True,
+        blank=True,
+        help_text="Send at this time in each customer's timezone (the first such moment at or after the "
+        "campaign's time; on the campaign's date for 'in each customer's timezone')",
+    )
+    send_delay_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Send this many minutes after the campaign's time"
+    )
+    recommender = models.ForeignKey(
+        "recommender.RecommenderConfig",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Where this variant's recommendations come from; empty: the default recommender",
+    )
+
     class Meta:
         ordering = ["campaign", "name"]
         constraints = [
             models.UniqueConstraint(fields=["campaign", "name"], name="variant_name_unique"),
             models.CheckConstraint(condition=Q(weight__gte=1), name="variant_weight_positive"),
+            models.CheckConstraint(
+                condition=Q(send_local_time__isnull=True) | Q(send_delay_minutes__isnull=True),
+                name="variant_one_send_time",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -221,6 +251,22 @@ class Variant(TimeStampedModel):
 
     def parts(self) -> dict[str, str]:
         return {name: getattr(self, name) for name in MESSAGE_PARTS}
+
+    def channel_on(self, campaign: Campaign) -> str:
+        """The channel this variant's messages go out on (its own, else the campaign's)."""
+        return self.channel or campaign.channel
+
+    @property
+    def has_own_send_time(self) -> bool:
+        return self.send_local_time is not None or self.send_delay_minutes is not None
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if self.send_local_time is not None and self.send_delay_minutes is not None:
+            raise ValidationError(
+                {"send_delay_minutes": "Choose a local send time or a delay for this variant, not both."}
+            )
 
 
 class RunState(models.TextChoices):

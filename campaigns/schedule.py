@@ -109,6 +109,15 @@ def next_occurrence(expression: str, after: datetime, tz: ZoneInfo) -> datetime:
     raise CronError(f"{expression!r} never matches in the next five years")
 
 
+def next_local(after: datetime, clock: time, tz: ZoneInfo) -> datetime:
+    """The first instant at or after `after` at which the wall clock in `tz` shows `clock`."""
+    day = after.astimezone(tz).date()
+    moment = at_local(day, clock, tz)
+    if moment < after:
+        moment = at_local(day + timedelta(days=1), clock, tz)
+    return moment
+
+
 def earliest_local_moment(day: date, clock: time) -> datetime:
     """The first instant at which `clock` on `day` arrives anywhere on Earth."""
     return at_local(day, clock, zone(EARLIEST_ZONE))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from campaigns.services import launch, sending
+from campaigns.services import runs, sending
 
 _TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
 
@@ -33,12 +33,12 @@ def send_test(test_send_id: int) -> dict:
 @shared_task(name="campaigns.prepare_run", soft_time_limit=1500, time_limit=1800, **_TASK_OPTIONS)
 def prepare_run(run_id: int) -> int:
     """Compute the audience of a due run and write its ledger."""
-    return launch.write_run_ledger(run_id=run_id)
+    return runs.write_run_ledger(run_id=run_id)
 
 
 @shared_task(name="campaigns.write_trigger_ledgers", soft_time_limit=300, time_limit=360, **_TASK_OPTIONS)
 def write_trigger_ledgers() -> int:
-    written = launch.write_trigger_ledgers()
+    written = runs.write_trigger_ledgers()
     return written
 
 
@@ -54,7 +54,7 @@ def process_triggers() -> dict:
     from campaigns.services.triggers import scan_triggers
 
     report = scan_triggers()
-    launch.write_trigger_ledgers()
+    runs.write_trigger_ledgers()
     return report
 
 
@@ -73,7 +73,7 @@ def on_events_ingested(event_ids: list[int]) -> int:
 
     started = fire_event_triggers(event_ids=event_ids)
     if started:
-        launch.write_trigger_ledgers()
+        runs.write_trigger_ledgers()
     return started
 
 

@@ -22,6 +22,24 @@ logger = logging.getLogger(__name__)
 IDEMPOTENCY_HEADER = "HTTP_IDEMPOTENCY_KEY"
 
 
+def validated_query(serializer_class, request) -> dict:
+    """Query parameters through a serializer, refusing an empty value (`?days=`) with a field error.
+
+    DRF reads a query string like an HTML form, where an empty value means "not given", so
+    `?days=` silently became the default; the schema says an integer, so it is a 400 instead.
+    """
+    serializer = serializer_class(data=request.query_params)
+    empty = {
+        name: ["May not be empty."]
+        for name, field in serializer.fields.items()
+        if "" in request.query_params.getlist(name) and not getattr(field, "allow_blank", False)
+    }
+    if empty:
+        raise ValidationError(empty)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
 class Conflict(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "Conflict."

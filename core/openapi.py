@@ -22,7 +22,7 @@ DETAIL_ERRORS = {
     404: NOT_FOUND,
     405: OpenApiResponse(
         response=OpenApiTypes.OBJECT,
-        description="The id `bulk` or `batch` names the collection's bulk action, not a record.",
+        description="The id `bulk`, `batch` or `search` names an action on the collection, not a record.",
     ),
 }
 

@@ -7,8 +7,11 @@ stays one page. The results page is server-rendered (the SVG chart included); th
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.forms.formsets import DELETION_FIELD_NAME
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -22,7 +25,7 @@ from experiments.models import Experiment, ExperimentState, Metric, Mode
 from experiments.services.chart import effect_chart
 from experiments.services.decision import decide_experiment
 from experiments.services.holdout import holdout_report
-from experiments.services.results import experiment_results
+from experiments.services.results import cached_experiment_results
 
 
 def _results_link(obj) -> str:
@@ -34,8 +37,72 @@ def _results_link(obj) -> str:
     )
 
 
+def posted_variants(formset) -> list:
+    """The variants as this save would leave them: posted values, deleted and empty rows left out."""
+    formset.is_valid()  # cleans each form, so its instance carries the posted fields
+    variants = []
+    for form in formset.forms:
+        cleaned = getattr(form, "cleaned_data", {})
+        if formset.can_delete and cleaned.get(DELETION_FIELD_NAME):
+            continue
+        if form.instance.pk is None and not form.has_changed():
+            continue  # an extra row left empty
+        variants.append(form.instance)
+    return variants
+
+
+class ExperimentForm(forms.ModelForm):
+    """Checked against the variants of the same save (see CampaignAdmin._create_formsets)."""
+
+    variant_formset = None  # set by ExperimentFormSet
+    campaign = None
+
+    class Meta:
+        model = Experiment
+        fields = [  # the admin passes its fieldsets' fields; these are a default
+            "metric",
+            "relative",
+            "method",
+            "alpha",
+            "correction",
+            "planned_sample_size",
+            "max_unsubscribe_rate",
+            "max_complaint_rate",
+            "mode",
+            "default_variant",
+            "sample_percent",
+            "wait_minutes",
+            "min_sample_per_arm",
+            "decision_rule",
+            "chance_threshold",
+            "bandit_floor",
+        ]
+
+    def clean(self):
+        # Runs before the model's clean (Experiment.clean reads `variants_to_check`).
+        cleaned = super().clean()
+        if self.variant_formset is not None:
+            self.instance.campaign = self.campaign
+            self.instance.variants_to_check = posted_variants(self.variant_formset)
+        return cleaned
+
+
+class ExperimentFormSet(BaseInlineFormSet):
+    sibling_formsets: list = []  # CampaignAdmin sets the formsets of the same save
+
+    def _construct_form(self, i, **kwargs):
+        form = super()._construct_form(i, **kwargs)
+        from campaigns.models import Variant
+
+        form.variant_formset = next((f for f in self.sibling_formsets if f.model is Variant), None)
+        form.campaign = self.instance
+        return form
+
+
 class ExperimentInline(admin.StackedInline):
     model = Experiment
+    form = ExperimentForm
+    formset = ExperimentFormSet
     extra = 0
     max_num = 1
     can_delete = True
@@ -135,7 +202,7 @@ class ExperimentAdmin(admin.ModelAdmin):
         experiment = get_object_or_404(Experiment.objects.select_related("campaign", "winner"), pk=pk)
         if not self.has_view_permission(request, experiment):
             raise PermissionDenied
-        results = experiment_results(experiment=experiment)
+        results = cached_experiment_results(experiment=experiment)
         if request.GET.get("format") == "json":
             return JsonResponse(results)
         percent = percent_metric(results)
@@ -151,6 +218,13 @@ class ExperimentAdmin(admin.ModelAdmin):
                 arms=arms,
                 percent=percent,
                 chart=_chart(results, percent),
+                varies=any(
+                    v["channel"] != experiment.campaign.channel
+                    or v["send_local_time"]
+                    or v["send_delay_minutes"] is not None
+                    or v["recommender"]
+                    for v in results.get("variants", [])
+                ),
                 can_decide=experiment.mode == Mode.TEST_THEN_SEND
                 and experiment.state == ExperimentState.SAMPLING
                 and request.user.has_perm("campaigns.change_campaign"),

@@ -58,6 +58,18 @@ class ExperimentState(models.TextChoices):
     RUNNING = "running", "Running"
 
 
+def open_rate_problem(campaign, variants) -> str | None:
+    """Why open rate cannot compare these variants (push has no open tracking), or None."""
+    push = [v.name for v in variants if v.channel_on(campaign) == "push"]
+    if not push:
+        return None
+    which = "Variant " + push[0] if len(push) == 1 else "Variants " + ", ".join(push)
+    return (
+        f"Opens are not tracked for push, and {which} {'goes' if len(push) == 1 else 'go'} out by push: "
+        "choose click rate, conversion rate or revenue per recipient."
+    )
+
+
 class Experiment(TimeStampedModel):
     campaign = models.OneToOneField("campaigns.Campaign", on_delete=models.CASCADE, related_name="experiment")
 
@@ -167,5 +179,14 @@ class Experiment(TimeStampedModel):
             errors["default_variant"] = "Choose one of this campaign's variants."
         if self.mode == Mode.BANDIT and self.metric == Metric.REVENUE_PER_RECIPIENT:
             errors["metric"] = "The bandit learns from a rate (open, click or conversion), not from revenue."
+        # A form that saves the variants together with the experiment (the admin's campaign page)
+        # sets `variants_to_check` to the variants as posted, so the check sees this save's
+        # channels rather than the saved ones.
+        pending = getattr(self, "variants_to_check", None)
+        if self.metric == Metric.OPEN_RATE and (pending is not None or self.campaign_id):
+            variants = pending if pending is not None else list(self.campaign.variants.all())
+            problem = open_rate_problem(self.campaign, variants)
+            if problem:
+                errors["metric"] = problem
         if errors:
             raise ValidationError(errors)

@@ -57,6 +57,15 @@ class ModelVersion(models.Model):
     artifact = models.FileField(upload_to="models/", blank=True, default="")
     error = models.TextField(blank=True, default="")
     fit_seconds = models.FloatField(null=True, blank=True)
+    # The worker training this version renews its lease while it works; a lease that expires
+    # while the version is still `training` means the worker died (killed, out of memory,
+    # restarted), and `recommender.reconcile` retries the run or, after MAX_TRAINING_ATTEMPTS,
+    # fails it with the reason.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Training runs started for this version")
+    requeued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the reconciler last enqueued its run"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     promoted_at = models.DateTimeField(null=True, blank=True)
     trained_at = models.DateTimeField(null=True, blank=True)
@@ -80,8 +89,8 @@ class ModelVersion(models.Model):
 class Recommendation(models.Model):
     """Top-N products per customer from one model version, written in bulk by `score_all`.
 
-    The foreign keys carry no index of their own: the unique (version, customer, rank) and the
-    (customer, version, rank) indexes cover every lookup, and each extra index slows the COPY of
+    The foreign keys carry no index of their own: the unique (customer, version, rank) index
+    covers every lookup, and each extra index slows the COPY of
     millions of rows that a full scoring run writes. Nor do they carry a database constraint:
     these rows are derived data, rebuilt by every scoring run, and PostgreSQL's per-row foreign
     key triggers cost more than everything else in the write (measured: 25 s of 39 s for 340k
@@ -111,13 +120,14 @@ class Recommendation(models.Model):
     explanation = models.JSONField(default=dict, blank=True)
 
     class Meta:
+        # One unique index serves every read (a customer's rows of a version) and a chunk's range
+        # delete (customer range, one version); a second index in the other column order slowed
+        # every COPY and served only whole-version scans (pruning), which read most of the table
+        # anyway (docs/recommender.md, Serving figures).
         constraints = [
             models.UniqueConstraint(
-                fields=["model_version", "customer", "rank"], name="recommendation_rank_unique"
+                fields=["customer", "model_version", "rank"], name="recommendation_customer_rank_unique"
             ),
-        ]
-        indexes = [
-            models.Index(fields=["customer", "model_version", "rank"], name="reco_customer_version_idx")
         ]
 
     def __str__(self) -> str:

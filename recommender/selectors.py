@@ -19,6 +19,17 @@ from customers.models import OrderLine
 from recommender.models import Recommendation, RecommenderConfig
 
 POPULARITY_WINDOW_DAYS = 30
+CARD_FIELDS = ("sku", "name", "url", "image_url", "price", "currency", "category_path", "brand")
+# What a stored row needs to become a card (the product's long description stays in the database).
+STORED_ROW_FIELDS = (
+    "customer",
+    "model_version",
+    "product",
+    "rank",
+    "score",
+    "explanation",
+    *(f"product__{name}" for name in CARD_FIELDS),
+)
 
 
 @dataclass(frozen=True)
@@ -36,20 +47,25 @@ def default_config() -> RecommenderConfig | None:
     return RecommenderConfig.objects.filter(is_default=True).select_related("active_version").first()
 
 
-def _product_filter(rules: RecommendationRules) -> Q:
-    q = Q(active=True)
+def _product_filter(rules: RecommendationRules, prefix: str = "") -> Q:
+    """The rules as a filter on products (``prefix="product__"`` filters rows that point at one)."""
+
+    def q(**lookups) -> Q:
+        return Q(**{prefix + name: value for name, value in lookups.items()})
+
+    condition = q(active=True)
     if rules.in_stock_only:
-        q &= Q(stock__isnull=True) | Q(stock__gt=0)
+        condition &= q(stock__isnull=True) | q(stock__gt=0)
     if rules.categories:
         category_q = Q()
         for path in rules.categories:
-            category_q |= Q(category_path=path) | Q(category_path__startswith=f"{path} > ")
-        q &= category_q
+            category_q |= q(category_path=path) | q(category_path__startswith=f"{path} > ")
+        condition &= category_q
     if rules.brands:
-        q &= Q(brand__in=rules.brands)
+        condition &= q(brand__in=rules.brands)
     if rules.exclude_skus:
-        q &= ~Q(sku__in=rules.exclude_skus)
-    return q
+        condition &= ~q(sku__in=rules.exclude_skus)
+    return condition
 
 
 def product_card(product: Product, *, score: float | None, explanation: dict) -> dict:
@@ -105,30 +121,34 @@ def recommendations_for(
     if config is not None and config.active_version_id is not None and ids:
         rows = (
             Recommendation.objects.filter(model_version_id=config.active_version_id, customer_id__in=ids)
+            .filter(_product_filter(rules, prefix="product__"))
             .select_related("product")
+            .only(*STORED_ROW_FIELDS)
             .order_by("customer_id", "rank")
-        )
-        allowed = _product_filter(rules)
-        allowed_ids = set(
-            Product.objects.filter(allowed, pk__in={r.product_id for r in rows}).values_list("pk", flat=True)
         )
         for row in rows:
             bucket = result[row.customer_id]
-            if row.product_id in allowed_ids and len(bucket) < rules.n:
+            if len(bucket) < rules.n:
                 bucket.append(product_card(row.product, score=row.score, explanation=row.explanation or {}))
-    if any(len(v) < rules.n for v in result.values()):
-        purchased = _recent_purchases(ids)
-        fallback = popular_products(rules=rules, limit=rules.n * 3)
-        for cid, bucket in result.items():
-            have = {card["sku"] for card in bucket}
-            for product in fallback:
-                if len(bucket) >= rules.n:
-                    break
-                if product.sku in have or product.pk in purchased.get(cid, ()):
-                    continue
-                bucket.append(product_card(product, score=None, explanation={"text": "Popular right now"}))
-                have.add(product.sku)
+    top_up_with_popular(result, rules=rules)
     return result
+
+
+def top_up_with_popular(lists: dict[int, list[dict]], *, rules: RecommendationRules) -> None:
+    """Fill lists shorter than ``rules.n`` with best sellers the customer has not bought."""
+    if not any(len(v) < rules.n for v in lists.values()):
+        return
+    purchased = _recent_purchases([cid for cid, bucket in lists.items() if len(bucket) < rules.n])
+    fallback = popular_products(rules=rules, limit=rules.n * 3)
+    for cid, bucket in lists.items():
+        have = {card["sku"] for card in bucket}
+        for product in fallback:
+            if len(bucket) >= rules.n:
+                break
+            if product.sku in have or product.pk in purchased.get(cid, ()):
+                continue
+            bucket.append(product_card(product, score=None, explanation={"text": "Popular right now"}))
+            have.add(product.sku)
 
 
 def _recent_purchases(customer_ids: list[int]) -> dict[int, set[int]]:

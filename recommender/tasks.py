@@ -3,8 +3,9 @@
 ``recommender.train`` (nightly by beat, or on demand) fits a new version and, when it is
 better than nothing, scores it and promotes it at the end; ``recommender.score_all`` fans a
 version's customers out into ``recommender.score_chunk`` tasks and the last chunk enqueues
-``recommender.finalise_scoring``. Chunk leases and run states live in PostgreSQL, so every
-task is safe to run twice and ``recommender.reconcile`` (beat) re-enqueues lost work.
+``recommender.finalise_scoring``. Training and chunk leases and run states live in PostgreSQL,
+so every task is safe to run twice and ``recommender.reconcile`` (beat) re-enqueues lost work:
+a training run or a chunk whose worker died, or whose task was lost.
 """
 
 from __future__ import annotations
@@ -78,9 +79,12 @@ def refresh_touched() -> dict:
 
 
 @shared_task(name="recommender.reconcile", soft_time_limit=120, time_limit=150, **_OPTIONS)
-def reconcile() -> int:
-    """Every few minutes (beat): re-enqueue chunks whose worker died or whose task was lost."""
+def reconcile() -> dict:
+    """Every few minutes (beat): re-enqueue training runs and chunks whose worker died or whose task was lost."""
+    runs = registry.reclaim_interrupted_training()
+    for config_id, version_id in runs:
+        train.delay(config_id, version_id)
     chunk_ids = scoring.reclaim_expired()
     for chunk_id in chunk_ids:
         score_chunk.delay(chunk_id)
-    return len(chunk_ids)
+    return {"training": len(runs), "chunks": len(chunk_ids)}

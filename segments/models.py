@@ -34,6 +34,11 @@ class Segment(TimeStampedModel):
     refresh_state = models.CharField(max_length=8, choices=RefreshState.choices, default=RefreshState.IDLE)
     refresh_error = models.TextField(blank=True, default="")
     refresh_started_at = models.DateTimeField(null=True, blank=True)
+    refresh_queued_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the pending refresh was queued (the reconciler re-enqueues lost ones)",
+    )
     refresh_seconds = models.FloatField(null=True, blank=True, help_text="Duration of the last full refresh")
 
     class Meta:

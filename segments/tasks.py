@@ -41,3 +41,12 @@ def refresh_all() -> dict:
 def refresh_touched() -> dict:
     """Incremental refresh for customers touched by new events/orders (after ingest and every minute)."""
     return services.refresh_touched() or {"skipped": "another drain is running"}
+
+
+@shared_task(name="segments.reconcile", soft_time_limit=120, time_limit=150, **_TASK_OPTIONS)
+def reconcile() -> dict:
+    """Every few minutes (beat): refreshes whose worker died mid-way or whose task was lost run again."""
+    segment_ids = services.reconcile_refreshes()
+    for pk in segment_ids:
+        refresh.delay(pk)
+    return {"requeued": segment_ids}

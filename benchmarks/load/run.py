@@ -2,7 +2,7 @@
 first alone (the baseline), then while a real Celery worker sends a campaign to a local SMTP sink.
 
 Everything runs on this machine and is stopped by pid at the end: a scratch PostgreSQL database
-(`bench_load`, created and dropped here), Redis databases 10 (cache) and 11 (broker) unless
+(`bench_load` unless --scratch-db says otherwise, created and dropped here), Redis databases 10 (cache) and 11 (broker) unless
 --redis-db says otherwise, gunicorn, a Celery worker, an aiosmtpd sink in its own process, and
 locust headless (bounded in users and time). Prints one JSON object: per phase the request count,
 failures, error rate, achieved rate and p50/p95/p99 latencies, and the ratio of the p95 during the
@@ -16,11 +16,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import multiprocessing as mp
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -31,14 +29,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.campaign_send import (  # noqa: E402 - the path above makes the package importable
+from benchmarks.campaign_send import load_data  # noqa: E402 - the path above makes the package importable
+from benchmarks.send_harness import (  # noqa: E402
     drop_database,
     free_port,
-    load_data,
     recreate_database,
-    serve_sink,
+    send_env,
+    start_sink,
     start_worker,
-    stop_worker,
+    stop_process,
+    use_env,
 )
 
 SCRATCH_DB = "bench_load"
@@ -82,17 +82,6 @@ def start_gunicorn(env: dict[str, str], port: int, workers: int, threads: int, l
         time.sleep(0.3)
     stop_process(process)
     raise RuntimeError("gunicorn did not answer /healthz in time")
-
-
-def stop_process(process: subprocess.Popen) -> None:
-    """SIGTERM to the process group started for it (by its pid), SIGKILL if it lingers."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 def read_path(port: int, api_key: str) -> tuple[str, str]:
@@ -186,6 +175,11 @@ def main() -> int:
     parser.add_argument("--web-threads", type=int, default=4)
     parser.add_argument("--send-workers", type=int, default=1)
     parser.add_argument("--redis-db", type=int, default=10, help="cache; the broker uses the next one")
+    parser.add_argument(
+        "--scratch-db",
+        default=os.environ.get("LOAD_SCRATCH_DB", SCRATCH_DB),
+        help=f"database created and dropped for the run (default {SCRATCH_DB})",
+    )
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -194,39 +188,19 @@ def main() -> int:
 
     base_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     redis_base = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379")
-    db_url = recreate_database(base_url, SCRATCH_DB)
+    db_url = recreate_database(base_url, args.scratch_db)
     work = Path(tempfile.mkdtemp(prefix="reachly-load-"))
 
-    ctx = mp.get_context("spawn")
-    received, duplicates, ready = ctx.Value("q", 0), ctx.Value("q", 0), ctx.Event()
-    sink_port = free_port()
-    sink = ctx.Process(target=serve_sink, args=(sink_port, received, duplicates, ready), daemon=True)
-    sink.start()
-    ready.wait(30)
-
-    env = dict(os.environ)
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings.base",
-            "DATABASE_URL": db_url,
-            "REDIS_URL": f"{redis_base}/{args.redis_db}",
-            "CELERY_BROKER_URL": f"{redis_base}/{args.redis_db + 1}",
-            "EMAIL_URL": f"smtp://127.0.0.1:{sink_port}",
-            "SITE_URL": "https://shop.example.com",
-            "API_KEY_RATE": "1000000/min",
-            "CAMPAIGN_CHUNK_SIZE": "200",
-            "LOG_LEVEL": "WARNING",
-            "OPENBLAS_NUM_THREADS": "1",
-            "OMP_NUM_THREADS": "1",
-        }
+    sink, sink_port, received, duplicates = start_sink()
+    env = send_env(
+        db_url=db_url,
+        redis_base=redis_base,
+        redis_db=args.redis_db,
+        smtp_port=sink_port,
+        API_KEY_RATE="1000000/min",
+        CAMPAIGN_CHUNK_SIZE="200",
     )
-    os.environ.update(env)
-    import redis
-
-    redis.Redis.from_url(env["CELERY_BROKER_URL"]).flushdb()
-    import django
-
-    django.setup()
+    use_env(env)
     from django.core.management import call_command
     from django.db import connections, transaction
 
@@ -250,6 +224,7 @@ def main() -> int:
             "LOAD_API_KEY": api_key,
             "LOAD_CUSTOMERS": str(args.customers),
             "LOAD_READ_PATH": path,
+            "LOAD_READ_NAME": "GET recommendations" if read_kind == "recommendations" else "GET customer",
             "LOAD_USER_RATE": str(args.user_rate),
         }
         host = f"http://127.0.0.1:{web_port}"
@@ -279,12 +254,12 @@ def main() -> int:
     finally:
         for process in (web, worker):
             if process is not None:
-                (stop_worker if process is worker else stop_process)(process)
+                stop_process(process)
         sink.terminate()
         sink.join(10)
         connections.close_all()
         if not args.keep_db:
-            drop_database(base_url, SCRATCH_DB)
+            drop_database(base_url, args.scratch_db)
             shutil.rmtree(work, ignore_errors=True)  # locust's CSVs and the server logs
 
     failures = baseline["all"]["failures"] + during["all"]["failures"]

@@ -7,8 +7,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from campaigns import schedule
-from campaigns.models import MESSAGE_PARTS, Campaign, CampaignRun, Send, TestSend, Variant
+from campaigns.models import MESSAGE_PARTS, Campaign, CampaignRun, Channel, Send, TestSend, Variant
 from campaigns.services.launch import MAX_VARIANTS
+from recommender.models import RecommenderConfig
 from segments.models import Segment
 
 
@@ -18,11 +19,54 @@ class WallClockField(serializers.TimeField):
 
 
 class VariantSerializer(serializers.ModelSerializer):
+    channel = serializers.ChoiceField(
+        choices=[("", "The campaign's channel"), *Channel.choices],
+        required=False,
+        allow_blank=True,
+        help_text="The channel this variant goes out on; empty: the campaign's (an experiment may compare channels)",
+    )
+    send_local_time = WallClockField(
+        required=False,
+        allow_null=True,
+        help_text="Send this variant at this time in each customer's timezone (an experiment on send time)",
+    )
+    recommender = serializers.PrimaryKeyRelatedField(
+        queryset=RecommenderConfig.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="Recommender config whose model fills this variant's recommendations; empty: the default",
+    )
+
     class Meta:
         model = Variant
-        fields = ["id", "name", "weight", *MESSAGE_PARTS]
+        fields = [
+            "id",
+            "name",
+            "weight",
+            *MESSAGE_PARTS,
+            "channel",
+            "send_local_time",
+            "send_delay_minutes",
+            "recommender",
+        ]
         read_only_fields = ["id"]
-        extra_kwargs = {"weight": {"min_value": 1, "max_value": 10_000}}
+        extra_kwargs = {
+            "weight": {"min_value": 1, "max_value": 10_000},
+            "send_delay_minutes": {
+                "min_value": 0,
+                "max_value": 60 * 24 * 30,
+                "help_text": "Send this variant this many minutes after the campaign's time",
+            },
+        }
+
+    def validate(self, attrs):
+        local = attrs.get("send_local_time", getattr(self.instance, "send_local_time", None))
+        delay = attrs.get("send_delay_minutes", getattr(self.instance, "send_delay_minutes", None))
+        if local is not None and delay is not None:
+            raise serializers.ValidationError(
+                {"send_delay_minutes": ["Choose a local send time or a delay for this variant, not both."]}
+            )
+        return attrs
 
 
 def _string_list(value, field: str) -> list[str]:
@@ -148,6 +192,21 @@ class CampaignSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError("Variant names must be unique within a campaign.")
         return value
 
+    def validate(self, attrs):
+        variants = attrs.get("variants")
+        if variants is not None and self.instance is not None:
+            # An experiment measured on opens cannot take a push variant (push opens are not tracked).
+            from experiments.models import Experiment, Metric, open_rate_problem
+
+            experiment = Experiment.objects.filter(campaign=self.instance).first()
+            if experiment is not None and experiment.metric == Metric.OPEN_RATE:
+                channel = attrs.get("channel", self.instance.channel)
+                stand_in = Campaign(channel=channel)
+                problem = open_rate_problem(stand_in, [Variant(**v) for v in variants])
+                if problem:
+                    raise serializers.ValidationError({"variants": [problem]})
+        return attrs
+
     @transaction.atomic
     def create(self, validated_data):
         variants = validated_data.pop("variants", None) or [{"name": "A"}]
@@ -202,7 +261,19 @@ class ReasonSerializer(serializers.Serializer):
 
 
 class TestSendRequestSerializer(serializers.Serializer):
-    addresses = serializers.ListField(child=serializers.EmailField(), min_length=1, max_length=10)
+    addresses = serializers.ListField(
+        child=serializers.EmailField(),
+        required=False,
+        max_length=10,
+        help_text="Email variant: where the test goes (1 to 10 addresses)",
+    )
+    test_customers = serializers.ListField(
+        child=serializers.CharField(max_length=191),
+        required=False,
+        max_length=10,
+        help_text="Push variant: external ids of customers (e.g. your own record) with push consent and an "
+        "active push subscription; each of their subscriptions gets the test",
+    )
     variant = serializers.CharField(
         required=False, max_length=64, help_text="Variant name; the first by default"
     )
@@ -215,6 +286,9 @@ class TestSendSerializer(serializers.ModelSerializer):
     class Meta:
         model = TestSend
         fields = ["id", "campaign", "variant", "addresses", "state", "result", "created_at"]
+        extra_kwargs = {
+            "addresses": {"help_text": "Email addresses, or push:<subscription id> for a push test"}
+        }
 
 
 class SendSerializer(serializers.ModelSerializer):

@@ -133,7 +133,7 @@ class CampaignViewSet(viewsets.ModelViewSet):
         return serializer.validated_data.get("reason", "")
 
     @extend_schema(
-        summary="Send a test message to a few addresses",
+        summary="Send a test message to a few addresses (email) or test customers' devices (push)",
         request=s.TestSendRequestSerializer,
         responses={202: s.TestSendSerializer, **ERRORS},
     )
@@ -163,9 +163,10 @@ class CampaignViewSet(viewsets.ModelViewSet):
             test_send = previews.request_test_send(
                 campaign=campaign,
                 variant=variant,
-                addresses=data["addresses"],
+                addresses=data.get("addresses", []),
                 customer=customer,
                 requested_by=request.user,
+                test_customers=previews.test_customers_named(data.get("test_customers", [])),
             )
         except DjangoValidationError as exc:
             raise ValidationError(exc.message_dict) from None
@@ -173,7 +174,7 @@ class CampaignViewSet(viewsets.ModelViewSet):
             request,
             action="campaign.test_sent",
             target=campaign,
-            details={"addresses": len(data["addresses"])},
+            details={"addresses": len(test_send.addresses), "channel": variant.channel_on(campaign)},
         )
         test_send.refresh_from_db()
         return Response(s.TestSendSerializer(test_send).data, status=status.HTTP_202_ACCEPTED)

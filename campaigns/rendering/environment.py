@@ -39,21 +39,29 @@ import re
 import threading
 import time
 import types
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import jinja2.debug  # noqa: F401 -- Jinja imports it at the first template error; import it now
-from jinja2 import BaseLoader, StrictUndefined, Template, TemplateNotFound, TemplateSyntaxError, nodes
-from jinja2.compiler import CodeGenerator, Frame, operators, optimizeconst
+from jinja2 import StrictUndefined, Template
 from jinja2.environment import TemplateModule
 from jinja2.runtime import LoopContext, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
-from jinja2.utils import Cycler, Joiner, Namespace, missing
+from jinja2.utils import missing
 from markupsafe import Markup, escape
 
+from campaigns.rendering.allowlist import (
+    STR_METHODS,
+    bounded_range,
+    data_allowlist,
+    make_cycler,
+    make_dict,
+    make_joiner,
+    make_namespace,
+)
+from campaigns.rendering.codegen import LOOP_GUARD, GuardedCodeGenerator, GuardedLoop
 from campaigns.rendering.context import CONTEXT_NAMES, check_plain
 from campaigns.rendering.errors import TemplateError, TemplateProblem, problem_from_exception, source_filename
 from campaigns.rendering.filters import marketer_filters, marketer_tests
@@ -65,11 +73,11 @@ from campaigns.rendering.limits import (
     budget_scope,
     check_binop,
     check_brace_format,
-    check_items,
     check_str_method,
     check_value_size,
     printed_size,
 )
+from campaigns.rendering.loader import SHIPPED_ROOT, ShippedTemplates
 from campaigns.rendering.markers import (
     MARK_CLOSE,
     MARK_OPEN,
@@ -78,8 +86,6 @@ from campaigns.rendering.markers import (
     has_marker,
     inspected_captured_output,
 )
-
-SHIPPED_ROOT = Path(__file__).resolve().parents[2] / "templates"
 
 #: Which environment renders which part of a message.
 PART_KINDS: Mapping[str, str] = {
@@ -146,301 +152,7 @@ class MissingValue(StrictUndefined):
 
 
 # ---------------------------------------------------------------------------------------
-# Shipped layouts and blocks
-
-
-class ShippedTemplates(BaseLoader):
-    """Only the project's own layouts and blocks, read once from disk, by exact name.
-
-    Marketer templates can ``{% extends %}``, ``{% include %}`` and ``{% import %}``
-    these and nothing else: a name is looked up in an in-memory table, never joined to a
-    path, so ``../`` and ``/etc/passwd`` are simply unknown names.
-    """
-
-    def __init__(self, root: Path, suffixes: tuple[str, ...]) -> None:
-        self.sources: dict[str, str] = {}
-        if root.is_dir():
-            for path in sorted(root.rglob("*")):
-                if path.is_file() and not path.is_symlink() and path.suffix in suffixes:
-                    self.sources[path.relative_to(root).as_posix()] = path.read_text(encoding="utf-8")
-
-    def get_source(self, environment: Any, template: str) -> tuple[str, str, Callable[[], bool]]:
-        source = self.sources.get(template) if isinstance(template, str) else None
-        if source is None:
-            available = ", ".join(self.sources) or "none"
-            raise TemplateNotFound(
-                str(template),
-                f"there is no shipped layout or block called {str(template)[:80]!r} (available: {available})",
-            )
-        return source, f"shipped:{template}", lambda: True
-
-    def list_templates(self) -> list[str]:
-        return sorted(self.sources)
-
-
-# ---------------------------------------------------------------------------------------
-# Code generation: loops, concatenation, literal output, comparisons and slices go through
-# the environment too
-
-LOOP_GUARD = "_loop_guard"
-
-
-class GuardedLoop:
-    """Wraps a ``{% for %}`` iterable: every iteration checks the deadline and counts the
-    loop body's literal text (an upper bound computed when the template was compiled)."""
-
-    __slots__ = ("_iterable", "literal_per_item")
-
-    def __init__(self, iterable: Iterable[Any], literal_per_item: int = 0) -> None:
-        if isinstance(iterable, str) and MARK_OPEN in iterable:
-            inspected_captured_output()
-        self._iterable = iterable
-        self.literal_per_item = literal_per_item
-
-    def __iter__(self) -> Iterator[Any]:
-        budget = active_budget()
-        tick = budget.tick
-        per_item = self.literal_per_item
-        cap = budget.limits.max_produced_chars
-        for item in self._iterable:
-            tick()
-            if per_item:
-                budget.produced += per_item
-                if budget.produced > cap:
-                    budget.add_produced(0)  # raises with the message
-            yield item
-
-    def __len__(self) -> int:
-        return len(self._iterable)  # type: ignore[arg-type]
-
-
-def literal_size(body: Iterable[nodes.Node], shipped: Mapping[str, str]) -> int:
-    """Upper bound of the literal text one pass over ``body`` outputs: its text, nested
-    loops' text once (they count their own repeats), and whole shipped templates it includes.
-
-    Why this is enough to bound memory: every buffer Jinja joins (a macro's, a block's, the
-    output) holds values (counted when printed), results of calls (counted when returned)
-    and literal text -- counted per loop pass here, or else at most the template source
-    once per active call.
-    """
-    largest = max((len(source) for source in shipped.values()), default=0)
-    total = 0
-    for node in body:
-        for found in (node, *node.find_all((nodes.TemplateData, nodes.Include))):
-            if isinstance(found, nodes.TemplateData):
-                total += len(found.data)
-            elif not isinstance(found, nodes.Include):
-                continue
-            elif isinstance(found.template, nodes.Const) and isinstance(found.template.value, str):
-                total += len(shipped.get(found.template.value, ""))
-            else:
-                total += largest
-    return total
-
-
-class GuardedCodeGenerator(CodeGenerator):
-    def visit_Template(self, node: nodes.Template, frame: Frame | None = None) -> None:
-        for modifier in node.find_all((nodes.EvalContextModifier, nodes.ScopedEvalContextModifier)):
-            if any(keyword.key == "autoescape" for keyword in modifier.options):
-                raise TemplateSyntaxError(
-                    "autoescape cannot be switched in templates; customer data is always escaped in HTML",
-                    modifier.lineno,
-                    self.name,
-                    self.filename,
-                )
-        loader = self.environment.loader
-        shipped = loader.sources if isinstance(loader, ShippedTemplates) else {}
-        for loop in node.find_all(nodes.For):
-            if not (isinstance(loop.iter, nodes.Filter) and loop.iter.name == LOOP_GUARD):
-                per_item = nodes.Const(literal_size([*loop.body, *loop.else_], shipped))
-                loop.iter = nodes.Filter(
-                    loop.iter, LOOP_GUARD, [per_item], [], None, None, lineno=loop.iter.lineno
-                )
-        super().visit_Template(node, frame)
-
-    @optimizeconst
-    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
-        join = "markup_join" if frame.eval_ctx.autoescape else "str_join"
-        self.write(f"environment.bounded_concat({join}, (")
-        for part in node.nodes:
-            self.visit(part, frame)
-            self.write(", ")
-        self.write("))")
-
-    # Output in HTML: ``environment.finalize_html(x)`` escapes (or marks) the value itself,
-    # instead of Jinja's ``escape(environment.finalize(x))``: one call, no second Markup.
-
-    def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
-        if frame.eval_ctx.autoescape:
-            self.write("environment.finalize_html(")
-        else:
-            super()._output_child_pre(node, frame, finalize)
-
-    def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
-        if frame.eval_ctx.autoescape:
-            self.write(")")
-        else:
-            super()._output_child_post(node, frame, finalize)
-
-    # Where captured HTML output (which may hold value markers) could be looked inside
-    # without a hook of its own. Only the HTML environment renders with markers.
-
-    def _observed(self, node: nodes.Expr, frame: Frame) -> None:
-        if frame.eval_ctx.autoescape:
-            self.write("environment.observed(")
-            self.visit(node, frame)
-            self.write(")")
-        else:
-            self.visit(node, frame)
-
-    @optimizeconst
-    def visit_Compare(self, node: nodes.Compare, frame: Frame) -> None:
-        self.write("(")
-        self._observed(node.expr, frame)
-        for operand in node.ops:
-            self.write(f" {operators[operand.op]} ")
-            self._observed(operand.expr, frame)
-        self.write(")")
-
-    @optimizeconst
-    def visit_Getitem(self, node: nodes.Getitem, frame: Frame) -> None:
-        if isinstance(node.arg, nodes.Slice):  # Jinja's own code bypasses getitem for slices
-            self._observed(node.node, frame)
-            self.write("[")
-            self.visit(node.arg, frame)
-            self.write("]")
-        else:
-            super().visit_Getitem(node, frame)
-
-    def visit_Tuple(self, node: nodes.Tuple, frame: Frame) -> None:
-        if node.ctx != "load":
-            super().visit_Tuple(node, frame)
-            return
-        self.write("(")
-        for item in node.items:
-            self._observed(item, frame)
-            self.write(", ")
-        self.write(")")
-
-    def visit_List(self, node: nodes.List, frame: Frame) -> None:
-        self.write("[")
-        for item in node.items:
-            self._observed(item, frame)
-            self.write(", ")
-        self.write("]")
-
-    def visit_Dict(self, node: nodes.Dict, frame: Frame) -> None:
-        self.write("{")
-        for pair in node.items:
-            self._observed(pair.key, frame)
-            self.write(": ")
-            self._observed(pair.value, frame)
-            self.write(", ")
-        self.write("}")
-
-
-# ---------------------------------------------------------------------------------------
 # The sandbox
-
-_STR_METHODS = frozenset(
-    [
-        "capitalize",
-        "casefold",
-        "center",
-        "count",
-        "endswith",
-        "find",
-        "format",
-        "index",
-        "isalnum",
-        "isalpha",
-        "isdecimal",
-        "isdigit",
-        "islower",
-        "isnumeric",
-        "isspace",
-        "istitle",
-        "isupper",
-        "join",
-        "ljust",
-        "lower",
-        "lstrip",
-        "partition",
-        "removeprefix",
-        "removesuffix",
-        "replace",
-        "rfind",
-        "rindex",
-        "rjust",
-        "rpartition",
-        "rsplit",
-        "rstrip",
-        "split",
-        "splitlines",
-        "startswith",
-        "strip",
-        "swapcase",
-        "title",
-        "upper",
-        "zfill",
-        "striptags",
-        "unescape",
-    ]
-)
-_DICT_METHODS = frozenset({"get", "items", "keys", "values"})
-_SEQUENCE_METHODS = frozenset({"count", "index"})
-_DATETIME_ATTRS = frozenset(
-    ["year", "month", "day", "hour", "minute", "second", "weekday", "isoweekday", "isoformat", "date"]
-)
-_DATE_ATTRS = frozenset(["year", "month", "day", "weekday", "isoweekday", "isoformat"])
-_TIME_ATTRS = frozenset(["hour", "minute", "second", "isoformat"])
-
-#: Plain data types: only the listed attributes; everything else is refused.
-_DATA_ATTRIBUTES: tuple[tuple[type | tuple[type, ...], frozenset[str]], ...] = (
-    (str, _STR_METHODS),
-    (Mapping, _DICT_METHODS),
-    ((list, tuple), _SEQUENCE_METHODS),
-    (dt.datetime, _DATETIME_ATTRS),
-    (dt.date, _DATE_ATTRS),
-    (dt.time, _TIME_ATTRS),
-    ((bool, int, float, Decimal, set, frozenset, range, type(None)), frozenset()),
-)
-
-
-def _data_allowlist(obj: object) -> frozenset[str] | None:
-    for types_, allowed in _DATA_ATTRIBUTES:
-        if isinstance(obj, types_):
-            return allowed
-    return None
-
-
-def bounded_range(*args: int) -> range:
-    budget = active_budget()
-    numbers = range(*args)
-    check_items("range()", len(numbers), budget.limits)
-    return numbers
-
-
-# Globals are functions, not classes: a class object would offer its own attributes
-# (``dict.fromkeys``, ``dict.mro``) to walk from.
-
-
-def make_dict(**items: Any) -> dict[str, Any]:
-    """``dict(a=1, b=2)``."""
-    return items
-
-
-def make_namespace(**attributes: Any) -> Namespace:
-    """``namespace(total=0)``: the one object a template may assign to (``{% set ns.total = ... %}``)."""
-    return Namespace(**attributes)
-
-
-def make_cycler(*items: Any) -> Cycler:
-    return Cycler(*items)
-
-
-def make_joiner(separator: str = ", ") -> Joiner:
-    return Joiner(separator)
 
 
 class MarketerSandbox(ImmutableSandboxedEnvironment):
@@ -481,7 +193,7 @@ class MarketerSandbox(ImmutableSandboxedEnvironment):
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         if attr.startswith("_"):
             return False
-        allowed = _data_allowlist(obj)
+        allowed = data_allowlist(obj)
         if allowed is not None:
             return attr in allowed
         return super().is_safe_attribute(obj, attr, value)
@@ -511,7 +223,7 @@ class MarketerSandbox(ImmutableSandboxedEnvironment):
             inspected_captured_output()
         if attribute.startswith("_"):
             return self.unsafe_undefined(obj, attribute)
-        allowed = _data_allowlist(obj)
+        allowed = data_allowlist(obj)
         if allowed is not None and attribute not in allowed:
             if hasattr(type(obj), attribute):
                 return self.unsafe_undefined(obj, attribute)
@@ -582,7 +294,7 @@ class MarketerSandbox(ImmutableSandboxedEnvironment):
             raise SecurityError(f"{type(__obj).__name__} objects cannot be called in templates")
         owner = getattr(__obj, "__self__", None)
         if isinstance(owner, str) and isinstance(__obj, (types.BuiltinMethodType, types.MethodType)):
-            if __obj.__name__ not in _STR_METHODS:
+            if __obj.__name__ not in STR_METHODS:
                 raise SecurityError(f"the text method {__obj.__name__!r} cannot be used in templates")
             args = check_str_method(owner, __obj.__name__, args, kwargs, budget)
         if isinstance(__obj, LoopContext) and args:  # recursive loop: loop(children)

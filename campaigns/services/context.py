@@ -18,6 +18,7 @@ from django.db.models import Min, Sum
 
 from campaigns.models import Campaign, Variant
 from loyalty.models import Membership, PointsLot, Tier
+from recommender.models import RecommenderConfig
 from recommender.selectors import RecommendationRules, recommendations_for
 
 #: Customer fields a template may read.
@@ -126,12 +127,18 @@ def _price(value: Any) -> Decimal | None:
 
 
 def recommendation_parts(
-    customer_ids: Iterable[int], *, campaign: Campaign
+    customer_ids: Iterable[int], *, campaign: Campaign, config: RecommenderConfig | None = None
 ) -> dict[int, list[dict[str, Any]]]:
-    """The recommender's product cards in the template's shape, one batch call for the chunk."""
+    """The recommender's product cards in the template's shape, one batch call for the chunk.
+
+    `config` is the variant's recommender (an experiment comparing algorithms); None is the
+    default one. Either way the one selector applies the campaign's rules.
+    """
     if not campaign.recommendation_count:
         return {}
-    cards = recommendations_for(customer_ids=list(customer_ids), rules=recommendation_rules(campaign))
+    cards = recommendations_for(
+        customer_ids=list(customer_ids), rules=recommendation_rules(campaign), config=config
+    )
     return {
         customer_id: [
             {

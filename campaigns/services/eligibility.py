@@ -92,16 +92,24 @@ class CapUsage:
 
 
 def cap_usage(
-    *, campaign: Campaign, customer_ids: Iterable[int], now: datetime, exclude_send_ids: Iterable[int] = ()
+    *,
+    campaign: Campaign,
+    customer_ids: Iterable[int],
+    now: datetime,
+    exclude_send_ids: Iterable[int] = (),
+    channel: str | None = None,
 ) -> dict[int, CapUsage]:
-    """Messages each customer received on the channel within the cap period (all campaigns)."""
+    """Messages each customer received on the channel within the cap period (all campaigns).
+
+    `channel` defaults to the campaign's; a variant sent on another channel counts that one's.
+    """
     if not campaign.cap_messages:
         return {}
     since = now - timedelta(hours=campaign.cap_period_hours)
     rows = (
         Send.objects.filter(
             customer_id__in=list(customer_ids),
-            channel=campaign.channel,
+            channel=channel or campaign.channel,
             state=SendState.SENT,
             sent_at__gte=since,
         )

@@ -7,46 +7,67 @@ its arm (global holdout, control, variant), its consent, suppression, frequency-
 quiet-hours decisions, and is written to the ledger with one INSERT ... SELECT FROM unnest(...)
 that skips rows already there. A writer killed half-way is simply run again: the decisions are
 deterministic and the unique key keeps the rows it already wrote.
+
+The ledger writer is in `ledger`, the writing of due runs in `runs`; their names are re-exported
+here, where callers have always imported them from.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db import transaction
 from django.utils import timezone
 
 from campaigns import schedule
 from campaigns.models import (
-    CLAIMABLE_STATES,
-    Arm,
     Campaign,
     CampaignRun,
     CampaignStatus,
     Channel,
-    RunState,
     ScheduleKind,
-    Send,
-    SendState,
     TriggerKind,
-    Variant,
 )
-from campaigns.services import eligibility
-from campaigns.services.assignment import CONTROL, HOLDOUT, ROLLOUT, ArmDesign, assign_arm
+from campaigns.services.ledger import (
+    ONE_OFF_KEY,
+    AudienceRow,
+    LedgerEntry,
+    LedgerWriter,
+    _channel_list,
+    _to_rows,
+    audience_rows,
+    insert_sends,
+    variant_due,
+)
 from campaigns.services.lifecycle import TransitionError, move
-from customers.models import Customer, EventType, PushSubscription
-from segments.selectors import audience
+from campaigns.services.runs import (
+    PAGE_SIZE,
+    open_due_occurrences,
+    write_run_ledger,
+    write_trigger_ledgers,
+)
+from customers.models import EventType
 
-logger = logging.getLogger(__name__)
+__all__ = [
+    "MAX_VARIANTS",
+    "ONE_OFF_KEY",
+    "PAGE_SIZE",
+    "AudienceRow",
+    "LaunchError",
+    "LedgerEntry",
+    "LedgerWriter",
+    "_channel_list",
+    "_to_rows",
+    "audience_rows",
+    "insert_sends",
+    "launch_campaign",
+    "launch_problems",
+    "open_due_occurrences",
+    "variant_due",
+    "write_run_ledger",
+    "write_trigger_ledgers",
+]
 
-PAGE_SIZE = 5000
 MAX_VARIANTS = 8
-ONE_OFF_KEY = "once"
 
 
 class LaunchError(ValueError):
@@ -62,21 +83,29 @@ def launch_problems(campaign: Campaign) -> dict[str, list[str]]:
     def add(field: str, message: str) -> None:
         problems.setdefault(field, []).append(message)
 
-    variants = list(campaign.variants.all())
+    variants = list(campaign.variants.select_related("recommender"))
     if not variants:
         add("variants", "Add at least one variant with the message.")
     if len(variants) > MAX_VARIANTS:
         add("variants", f"At most {MAX_VARIANTS} variants; this campaign has {len(variants)}.")
     for variant in variants:
-        if campaign.channel == Channel.EMAIL:
+        if variant.channel_on(campaign) == Channel.EMAIL:
             if not variant.subject.strip():
                 add("variants", f"Variant {variant.name}: the subject is empty.")
             if not (variant.html.strip() or variant.text.strip()):
                 add("variants", f"Variant {variant.name}: write an HTML or a text body.")
         elif not (variant.push_title.strip() and variant.push_body.strip()):
             add("variants", f"Variant {variant.name}: a push needs a title and a body.")
+        if variant.send_local_time is not None and variant.send_delay_minutes is not None:
+            add("variants", f"Variant {variant.name}: choose a local send time or a delay, not both.")
+        if variant.recommender is not None and variant.recommender.active_version_id is None:
+            add(
+                "variants",
+                f"Variant {variant.name}: the recommender {variant.recommender.name} has no active model "
+                "yet; train it or choose another.",
+            )
     if (
-        campaign.channel == Channel.EMAIL
+        any(v.channel_on(campaign) == Channel.EMAIL for v in variants)
         and settings.TRACKING_REQUIRE_HTTPS
         and not settings.SITE_URL.startswith("https://")
     ):
@@ -140,7 +169,12 @@ def launch_campaign(*, campaign: Campaign) -> Campaign:
     if kind == ScheduleKind.AT:
         CampaignRun.objects.create(campaign=campaign, key=ONE_OFF_KEY, scheduled_for=campaign.send_at)
     elif kind == ScheduleKind.LOCAL_TIME:
-        first = schedule.earliest_local_moment(campaign.local_send_date, campaign.local_send_time)
+        # A variant with its own local time may go out earlier than the campaign's time: the
+        # ledger is written when the earliest of them arrives anywhere.
+        clocks = [campaign.local_send_time] + [
+            v.send_local_time for v in campaign.variants.all() if v.send_local_time is not None
+        ]
+        first = min(schedule.earliest_local_moment(campaign.local_send_date, c) for c in clocks)
         CampaignRun.objects.create(campaign=campaign, key=ONE_OFF_KEY, scheduled_for=first)
     elif kind == ScheduleKind.RECURRING:
         extra["next_run_at"] = schedule.next_occurrence(
@@ -160,345 +194,3 @@ def _enqueue_prepare(run_id: int) -> None:
     from campaigns.tasks import prepare_run
 
     prepare_run.delay(run_id)
-
-
-# --------------------------------------------------------------------------------------------
-# The ledger writer
-
-
-@dataclass(frozen=True)
-class AudienceRow:
-    customer_id: int
-    email: str
-    timezone: str
-    consent: str | None
-    has_push: bool
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    """One customer to write into one run, due at `due` (the run's time, a local time, a delay)."""
-
-    run_id: int
-    customer: AudienceRow
-    due: datetime
-
-
-def audience_rows(queryset: QuerySet[Customer], channel: str) -> QuerySet:
-    """The customer columns the decisions need, annotated set-wise (consent, push subscription)."""
-    queryset = queryset.annotate(consent_status=eligibility.consent_subquery(channel))
-    fields = ["id", "email", "timezone", "consent_status"]
-    if channel == Channel.PUSH:
-        queryset = queryset.annotate(
-            has_push=Exists(PushSubscription.objects.filter(customer=OuterRef("pk"), active=True))
-        )
-        fields.append("has_push")
-    return queryset.values_list(*fields)
-
-
-def _to_rows(values: Iterable[tuple], channel: str) -> list[AudienceRow]:
-    if channel == Channel.PUSH:
-        return [
-            AudienceRow(cid, email or "", tz or "", consent, bool(push))
-            for cid, email, tz, consent, push in values
-        ]
-    return [AudienceRow(cid, email or "", tz or "", consent, False) for cid, email, tz, consent in values]
-
-
-class LedgerWriter:
-    """Decides and writes ledger rows for one campaign, a page at a time."""
-
-    def __init__(self, campaign: Campaign):
-        self.campaign = campaign
-        self.variants: list[Variant] = list(campaign.variants.order_by("id"))
-        from experiments.services.design import ledger_plan
-
-        # An experiment may hold back the rest of the audience (test-then-send) or set the
-        # weights of this run (bandit); without one, the variants' own weights split everyone.
-        self.plan = ledger_plan(campaign=campaign, variants=self.variants)
-        weights = self.plan.weights if self.plan.weights else [v.weight for v in self.variants]
-        self.design = ArmDesign.for_campaign(campaign, weights)
-        self.channel = campaign.channel
-
-    def due_for(self, run: CampaignRun, row: AudienceRow) -> datetime:
-        campaign = self.campaign
-        if campaign.schedule_kind == ScheduleKind.LOCAL_TIME and run.key == ONE_OFF_KEY:
-            tz = schedule.zone(row.timezone, campaign.schedule_timezone or settings.TIME_ZONE)
-            return schedule.at_local(campaign.local_send_date, campaign.local_send_time, tz)
-        return run.scheduled_for
-
-    def write(self, entries: Sequence[LedgerEntry], *, now: datetime) -> int:
-        if not entries:
-            return 0
-        customers = [e.customer for e in entries]
-        suppressed = (
-            eligibility.suppressed_addresses(c.email for c in customers)
-            if self.channel == Channel.EMAIL
-            else {}
-        )
-        usage = eligibility.cap_usage(
-            campaign=self.campaign, customer_ids=[c.customer_id for c in customers], now=now
-        )
-        rows = []
-        for entry in entries:
-            row = entry.customer
-            arm, index = assign_arm(customer_id=row.customer_id, design=self.design)
-            variant_id = self.variants[index].pk if index is not None else None
-            verdict = eligibility.consent_verdict(row.consent, self.channel) or eligibility.address_verdict(
-                channel=self.channel, email=row.email, suppressed=suppressed, has_push=row.has_push
-            )
-            if verdict is None and arm == HOLDOUT:
-                verdict = eligibility.Verdict(SendState.HELD_OUT, "global holdout")
-            elif verdict is None and arm == CONTROL:
-                verdict = eligibility.Verdict(SendState.HELD_OUT, "control group")
-            if index is not None and self.plan.holds_back(row.customer_id):
-                # Outside the test sample: no due time until the winner is chosen and released.
-                arm, variant_id = ROLLOUT, self.plan.waiting_variant_id
-                verdict = verdict or eligibility.Verdict(SendState.DEFERRED, self.plan.waiting_reason, None)
-            verdict = (
-                verdict
-                or eligibility.cap_verdict(campaign=self.campaign, usage=usage.get(row.customer_id))
-                or eligibility.timing_verdict(
-                    campaign=self.campaign, due=entry.due, customer_timezone=row.timezone, now=now
-                )
-            )
-            arm_value = {HOLDOUT: Arm.HOLDOUT, CONTROL: Arm.CONTROL, ROLLOUT: Arm.ROLLOUT}.get(
-                arm, Arm.VARIANT
-            )
-            rows.append(
-                (
-                    entry.run_id,
-                    variant_id,
-                    row.customer_id,
-                    arm_value,
-                    verdict.state,
-                    verdict.reason,
-                    verdict.not_before,
-                )
-            )
-        return insert_sends(campaign_id=self.campaign.pk, channel=self.channel, rows=rows, now=now)
-
-
-def insert_sends(*, campaign_id: int, channel: str, rows: list[tuple], now: datetime) -> int:
-    """Write (run, variant, customer, arm, state, reason, not_before) rows; existing keys are kept.
-
-    PostgreSQL gets one INSERT ... SELECT FROM unnest(arrays) per page (a 5,000-row page is one
-    round trip); SQLite, for the demo, gets bulk_create with ignore_conflicts.
-    """
-    if not rows:
-        return 0
-    if connection.vendor == "postgresql":
-        runs, variants, customers, arms, states, reasons, not_befores = (
-            list(col) for col in zip(*rows, strict=True)
-        )
-        table = Send._meta.db_table
-        sql = f"""
-            INSERT INTO {table} (run_id, campaign_id, variant_id, customer_id, channel, arm, state, reason,
-                                 not_before, lease_owner, attempts, kills, message_id, provider_message_id,
-                                 created_at, updated_at)
-            SELECT r, %s, v, c, %s, a, s, rs, nb, '', 0, 0, '', '', %s, %s
-            FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::varchar[], %s::varchar[],
-                        %s::varchar[], %s::timestamptz[]) AS t(r, v, c, a, s, rs, nb)
-            ON CONFLICT DO NOTHING
-        """  # noqa: S608 - table name from the model, values bound
-        with connection.cursor() as cursor:
-            cursor.execute(
-                sql,
-                [
-                    campaign_id,
-                    channel,
-                    now,
-                    now,
-                    runs,
-                    variants,
-                    customers,
-                    arms,
-                    states,
-                    reasons,
-                    not_befores,
-                ],
-            )
-            return cursor.rowcount
-    objects = [
-        Send(
-            run_id=r,
-            campaign_id=campaign_id,
-            variant_id=v,
-            customer_id=c,
-            channel=channel,
-            arm=a,
-            state=s,
-            reason=rs,
-            not_before=nb,
-        )
-        for r, v, c, a, s, rs, nb in rows
-    ]
-    Send.objects.bulk_create(objects, batch_size=1000, ignore_conflicts=True)
-    return len(objects)
-
-
-def _claim_run(run_id: int, lease: timedelta) -> CampaignRun | None:
-    """Take the run for writing unless a live writer holds it (a crashed writer's lease expires)."""
-    now = timezone.now()
-    claimed = (
-        CampaignRun.objects.filter(pk=run_id)
-        .filter(
-            Q(state=RunState.PENDING, scheduled_for__lte=now)
-            | Q(state=RunState.WRITING, lease_expires_at__lt=now)
-        )
-        .update(state=RunState.WRITING, lease_expires_at=now + lease)
-    )
-    return CampaignRun.objects.select_related("campaign").get(pk=run_id) if claimed else None
-
-
-def write_run_ledger(*, run_id: int) -> int:
-    """Compute the audience of a one-off run or a recurring occurrence and write its ledger."""
-    lease = timedelta(seconds=settings.CAMPAIGN_LEASE_SECONDS * 5)
-    run = _claim_run(run_id, lease)
-    if run is None:
-        return 0
-    campaign = run.campaign
-    if campaign.status == CampaignStatus.CANCELLED:
-        CampaignRun.objects.filter(pk=run.pk).update(state=RunState.CANCELLED, finished_at=timezone.now())
-        return 0
-    if campaign.status == CampaignStatus.SCHEDULED and not campaign.is_ongoing:
-        campaign = move(campaign=campaign, to=CampaignStatus.SENDING)  # its time has come
-    writer = LedgerWriter(campaign)
-    base = audience(include=campaign.include_segments.all(), exclude=campaign.exclude_segments.all())
-    written = 0
-    last_id = 0
-    senders_started = False
-    while True:
-        page = list(audience_rows(base.filter(pk__gt=last_id).order_by("pk"), campaign.channel)[:PAGE_SIZE])
-        if not page:
-            break
-        last_id = page[-1][0]
-        now = timezone.now()
-        entries = [
-            LedgerEntry(run.pk, row, writer.due_for(run, row)) for row in _to_rows(page, campaign.channel)
-        ]
-        written += writer.write(entries, now=now)
-        CampaignRun.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() + lease)
-        status = Campaign.objects.filter(pk=campaign.pk).values_list("status", flat=True).first()
-        if status == CampaignStatus.CANCELLED:
-            break
-        if not senders_started and status == CampaignStatus.SENDING and len(page) == PAGE_SIZE:
-            # A large audience: start sending the first pages while the rest is written. The run
-            # stays WRITING, so nothing can call it done before its last page is in.
-            from campaigns.services.sending import enqueue_senders
-
-            transaction.on_commit(lambda: enqueue_senders(campaign_id=campaign.pk))
-            senders_started = True
-    return _finish_writing(run)
-
-
-def _finish_writing(run: CampaignRun) -> int:
-    now = timezone.now()
-    size = Send.objects.filter(run=run).count()
-    with transaction.atomic():
-        CampaignRun.objects.filter(pk=run.pk, state=RunState.WRITING).update(
-            state=RunState.READY, audience_size=size, ledger_written_at=now, lease_expires_at=None
-        )
-        campaign = Campaign.objects.select_for_update().get(pk=run.campaign_id)
-        if campaign.status == CampaignStatus.CANCELLED:
-            Send.objects.filter(run=run, state__in=CLAIMABLE_STATES).update(
-                state=SendState.FAILED, reason="campaign cancelled", updated_at=now
-            )
-        elif campaign.status == CampaignStatus.SCHEDULED and not campaign.is_ongoing:
-            move(campaign=campaign, to=CampaignStatus.SENDING)
-        from campaigns.services.sending import enqueue_senders
-
-        transaction.on_commit(lambda: enqueue_senders(campaign_id=campaign.pk))
-    logger.info("campaign %s run %s: ledger of %s rows", run.campaign_id, run.pk, size)
-    return size
-
-
-# --------------------------------------------------------------------------------------------
-# Runs that start by themselves: recurring occurrences and triggers
-
-
-def open_due_occurrences(*, now: datetime) -> list[int]:
-    """Create the run of every recurring occurrence that is due; returns the new run ids.
-
-    The run key is the occurrence's time, so two beats (or a retried dispatcher) create it once.
-    """
-    created: list[int] = []
-    due = Campaign.objects.filter(
-        schedule_kind=ScheduleKind.RECURRING, status=CampaignStatus.SCHEDULED, next_run_at__lte=now
-    ).values_list("pk", flat=True)
-    for campaign_id in due:
-        with transaction.atomic():
-            campaign = (
-                Campaign.objects.select_for_update(skip_locked=True)
-                .filter(pk=campaign_id, status=CampaignStatus.SCHEDULED, next_run_at__lte=now)
-                .first()
-            )
-            if campaign is None:
-                continue
-            occurrence = campaign.next_run_at
-            run, made = CampaignRun.objects.get_or_create(
-                campaign=campaign,
-                key=f"occurrence:{occurrence.isoformat()}",
-                defaults={"scheduled_for": occurrence},
-            )
-            tz = schedule.zone(campaign.schedule_timezone)
-            Campaign.objects.filter(pk=campaign.pk).update(
-                next_run_at=schedule.next_occurrence(campaign.cron, max(now, occurrence), tz)
-            )
-            if made:
-                created.append(run.pk)
-    return created
-
-
-def write_trigger_ledgers(*, limit: int = 2000) -> int:
-    """Write the one-customer ledgers of pending trigger runs, batched per campaign."""
-    now = timezone.now()
-    lease = timedelta(seconds=settings.CAMPAIGN_LEASE_SECONDS * 5)
-    with transaction.atomic():
-        ids = list(
-            CampaignRun.objects.select_for_update(skip_locked=True)
-            .filter(trigger_customer__isnull=False)
-            .filter(Q(state=RunState.PENDING) | Q(state=RunState.WRITING, lease_expires_at__lt=now))
-            .order_by("pk")
-            .values_list("pk", flat=True)[:limit]
-        )
-        CampaignRun.objects.filter(pk__in=ids).update(state=RunState.WRITING, lease_expires_at=now + lease)
-    if not ids:
-        return 0
-    runs = list(CampaignRun.objects.filter(pk__in=ids).select_related("campaign"))
-    by_campaign: dict[int, list[CampaignRun]] = {}
-    for run in runs:
-        by_campaign.setdefault(run.campaign_id, []).append(run)
-    written = 0
-    for campaign_runs in by_campaign.values():
-        campaign = campaign_runs[0].campaign
-        if campaign.status == CampaignStatus.CANCELLED:
-            CampaignRun.objects.filter(pk__in=[r.pk for r in campaign_runs]).update(
-                state=RunState.CANCELLED, finished_at=now
-            )
-            continue
-        writer = LedgerWriter(campaign)
-        customer_ids = {r.trigger_customer_id for r in campaign_runs}
-        base = Customer.objects.filter(pk__in=customer_ids)
-        if campaign.include_segments.exists():
-            base = base.filter(
-                pk__in=audience(
-                    include=campaign.include_segments.all(), exclude=campaign.exclude_segments.all()
-                )
-            )
-        elif campaign.exclude_segments.exists():
-            base = base.exclude(pk__in=audience(include=campaign.exclude_segments.all()))
-        rows = {
-            row.customer_id: row for row in _to_rows(audience_rows(base, campaign.channel), campaign.channel)
-        }
-        entries = [
-            LedgerEntry(run.pk, rows[run.trigger_customer_id], run.scheduled_for)
-            for run in campaign_runs
-            if run.trigger_customer_id in rows
-        ]
-        written += writer.write(entries, now=now)
-        for size in (0, 1):
-            CampaignRun.objects.filter(
-                pk__in=[r.pk for r in campaign_runs if (r.trigger_customer_id in rows) == bool(size)]
-            ).update(state=RunState.READY, ledger_written_at=now, lease_expires_at=None, audience_size=size)
-    return written

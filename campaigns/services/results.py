@@ -15,7 +15,7 @@ from decimal import Decimal
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDay, TruncHour
 
-from campaigns.models import Campaign, Conversion, Send, SendState, TrackingEvent, TrackingKind
+from campaigns.models import Campaign, Channel, Conversion, Send, SendState, TrackingEvent, TrackingKind
 
 BUCKETS = {"hour": TruncHour, "day": TruncDay}
 TOTAL = "total"
@@ -64,9 +64,18 @@ def _rates(row: dict) -> dict:
     }
 
 
+def _no_push_opens(row: dict) -> dict:
+    """Push opens are not tracked: a push row has no open rate (null), rather than a false 0 %."""
+    if row.get("channel") == Channel.PUSH:
+        row["open_rate"] = None
+    return row
+
+
 def campaign_report(*, campaign: Campaign, bucket: str = "day") -> dict:
     """Totals, per-variant rows and time buckets, in a fixed number of queries."""
-    names = {v.pk: v.name for v in campaign.variants.all()}
+    variant_list = list(campaign.variants.all())
+    names = {v.pk: v.name for v in variant_list}
+    channel_of = {v.name: v.channel_on(campaign) for v in variant_list}
     rows: dict[str, dict] = defaultdict(_empty)
 
     def key(variant_id) -> str:
@@ -121,9 +130,23 @@ def campaign_report(*, campaign: Campaign, bucket: str = "day") -> dict:
         out.update(_rates(row))
         return out
 
+    # Variants on different channels (an experiment comparing email with push): a total per
+    # channel, summed from its variants' rows before the rates are taken. The held-out rows went
+    # out on no channel and are in the campaign's total only.
+    channels = []
+    if len(set(channel_of.values())) > 1:
+        for channel in sorted(set(channel_of.values())):
+            summed = _empty()
+            for name, row in rows.items():
+                if channel_of.get(name) == channel:
+                    for field, value in row.items():
+                        summed[field] = summed.get(field, 0) + value
+            channels.append(_no_push_opens({"channel": channel, **finish(summed)}))
     total = finish(rows.pop(TOTAL, _empty()))
     variants = [
-        {"variant": name, **finish(rows[name])} for name in [*names.values(), "held out"] if name in rows
+        _no_push_opens({"variant": name, "channel": channel_of.get(name), **finish(rows[name])})
+        for name in [*names.values(), "held out"]
+        if name in rows
     ]
     return {
         "campaign": campaign.pk,
@@ -132,6 +155,7 @@ def campaign_report(*, campaign: Campaign, bucket: str = "day") -> dict:
         "status_reason": campaign.status_reason,
         "totals": total,
         "variants": variants,
+        "channels": channels,
         "over_time": over_time(campaign=campaign, bucket=bucket),
     }
 

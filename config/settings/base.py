@@ -167,6 +167,8 @@ CELERY_BEAT_SCHEDULE = {
     # Segments: drain customers touched by ingest; a full refresh (relative dates move) every hour.
     "segments.refresh_touched": {"task": "segments.refresh_touched", "schedule": timedelta(minutes=1)},
     "segments.refresh_all": {"task": "segments.refresh_all", "schedule": crontab(minute=7)},
+    # Segments: refreshes whose worker died mid-way (state stuck `running`) or whose task was lost.
+    "segments.reconcile": {"task": "segments.reconcile", "schedule": timedelta(minutes=5)},
     # Customer analytics: features + RFM, clusters, churn and CLV, chained, every night.
     "segments.analytics_pipeline": {
         "task": "segments.analytics_pipeline",
@@ -242,6 +244,10 @@ SUPPRESSION_HASH_KEY = env("SUPPRESSION_HASH_KEY", default="reachly-suppression-
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 
+# Experiment results are cached per data version (docs/statistics.md); this bounds what the version
+# cannot see (the clock moving the series, an order edited in place).
+EXPERIMENT_RESULTS_CACHE_SECONDS = env.int("EXPERIMENT_RESULTS_CACHE_SECONDS", default=300)
+
 # --- Campaign delivery (docs/delivery.md) -----------------------------------------------------
 # Web Push: VAPID key pair (base64url private key, as `vapid --gen` or py_vapid produce) and a contact.
 WEBPUSH_VAPID_PRIVATE_KEY = env("WEBPUSH_VAPID_PRIVATE_KEY", default="")
@@ -269,7 +275,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # No query string in any request line we log (personal data in URLs, core/log_privacy.py).
+    "filters": {"no_query_strings": {"()": "core.log_privacy.DropQueryStrings"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["no_query_strings"]}
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }

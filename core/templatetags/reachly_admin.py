@@ -127,12 +127,17 @@ def campaign_report_charts(report: dict) -> dict:
     """The report's funnel (per variant) and its engagement over time, as SVG."""
     funnel = []
     for row in report["variants"]:
-        for label, key in (("delivered", "delivered"), ("opened", "opens_human"), ("clicked", "clicks")):
+        for label, key in (
+            ("delivered", "delivered"),
+            ("opened", "opens_human"),
+            ("clicked", "clicks"),
+            ("converted", "conversions"),
+        ):
             funnel.append((f"{row['variant']} · {label}", float(row.get(key) or 0)))
     buckets = report.get("over_time") or []
     labels = [str(b["bucket"])[5:16].replace("T", " ") for b in buckets]
     return {
-        "funnel": mark_safe(charts.bar_chart(bars=funnel, title="Funnel per variant", colour_cycle=3)),  # noqa: S308
+        "funnel": mark_safe(charts.bar_chart(bars=funnel, title="Funnel per variant", colour_cycle=4)),  # noqa: S308
         "over_time": mark_safe(  # noqa: S308
             charts.line_chart(
                 labels=labels or [""],
@@ -140,6 +145,7 @@ def campaign_report_charts(report: dict) -> dict:
                     ("Sent", [float(b["sent"]) for b in buckets] or [0]),
                     ("Opens", [float(b["opens_human"]) for b in buckets] or [0]),
                     ("Clicks", [float(b["clicks"]) for b in buckets] or [0]),
+                    ("Conversions", [float(b["conversions"]) for b in buckets] or [0]),
                 ],
                 title="Engagement over time",
                 height=200,

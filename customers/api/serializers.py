@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core import rows
 from core.api import StrictFieldsMixin
 from core.openapi import FlexibleDecimalField
 from customers.models import (
@@ -90,6 +91,33 @@ class CustomerUpdateSerializer(serializers.Serializer):
 
 class CustomerRowSerializer(CustomerUpdateSerializer):
     external_id = serializers.CharField(max_length=191, help_text="The CRM's id; no '/'")
+
+
+class CustomerSearchSerializer(StrictFieldsMixin, serializers.Serializer):
+    """The body of `POST /customers/search/`: personal identifiers travel in the body, never in a URL."""
+
+    email = serializers.CharField(
+        max_length=254,
+        trim_whitespace=True,
+        help_text="The customer's email address; matched case-insensitively.",
+    )
+
+    def validate_email(self, value: str) -> str:
+        try:
+            address = rows.email(value)
+        except rows.FieldInvalid as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        if not address:
+            raise serializers.ValidationError("May not be empty.")
+        return address
+
+
+class CustomerPageSerializer(serializers.Serializer):
+    """One page of customers (cursor pagination: `next` and `previous` carry only a cursor)."""
+
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = CustomerSerializer(many=True)
 
 
 class ConsentRecordSerializer(serializers.ModelSerializer):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db.models import Prefetch
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -38,7 +39,7 @@ from core.openapi import (
 )
 from customers import services
 from customers.api import serializers as s
-from customers.filters import CustomerFilter, EventFilter, OrderFilter
+from customers.filters import CustomerFilter, EventFilter, OrderFilter, with_email
 from customers.models import (
     ConsentRecord,
     Customer,
@@ -71,9 +72,27 @@ def _bulk(request, *, scope: str, run) -> Response:
     )
 
 
+# `?email=` on the list puts an address in a URL, and URLs end up in access logs, proxies and
+# browser history. It keeps working, deprecated since this date (RFC 9745), in favour of
+# POST /customers/search/ with the address in the body.
+EMAIL_FILTER_DEPRECATED_AT = 1796601600  # 2026-12-07T00:00:00Z
+EMAIL_FILTER_PARAM = OpenApiParameter(
+    "email",
+    OpenApiTypes.STR,
+    OpenApiParameter.QUERY,
+    deprecated=True,
+    description=(
+        "Deprecated: an address in a URL ends up in access logs. Use `POST /api/v1/customers/search/` "
+        'with `{"email": …}` in the body. Answers carry `Deprecation` and `Link` headers.'
+    ),
+)
+
+
 @extend_schema_view(
     list=extend_schema(
-        summary="List customers", responses={200: s.CustomerSerializer(many=True), **COMMON_ERRORS}
+        summary="List customers",
+        parameters=[EMAIL_FILTER_PARAM],
+        responses={200: s.CustomerSerializer(many=True), **COMMON_ERRORS},
     ),
     retrieve=extend_schema(
         summary="Get a customer by external id", responses={200: s.CustomerSerializer, **DETAIL_ERRORS}
@@ -83,7 +102,7 @@ class CustomerViewSet(
     ScopedActionsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
     scope_resource = "customers"
-    action_scopes = {"export": ("gdpr", "read"), "erase": ("gdpr", "write")}
+    action_scopes = {"export": ("gdpr", "read"), "erase": ("gdpr", "write"), "search": ("customers", "read")}
     lookup_field = "external_id"
     lookup_value_regex = r"[^/]+"
     serializer_class = s.CustomerSerializer
@@ -91,6 +110,29 @@ class CustomerViewSet(
     queryset = Customer.objects.prefetch_related(
         Prefetch("consents", queryset=CustomerConsent.objects.order_by("channel"))
     ).order_by("-id")
+
+    def list(self, request, *args, **kwargs):
+        response = super().list(request, *args, **kwargs)
+        if "email" in request.query_params:
+            successor = request.build_absolute_uri(reverse("customer-search"))
+            response["Deprecation"] = f"@{EMAIL_FILTER_DEPRECATED_AT}"
+            response["Link"] = f'<{successor}>; rel="successor-version"'
+        return response
+
+    @extend_schema(
+        summary="Find customers by email address (the address in the body, never in the URL)",
+        request=s.CustomerSearchSerializer,
+        responses={200: s.CustomerPageSerializer, **WRITE_ERRORS},
+    )
+    @action(detail=False, methods=["post"], url_path="search")
+    def search(self, request):
+        if not isinstance(request.data, dict):
+            raise ValidationError({"non_field_errors": ["Send a JSON object."]})
+        query = s.CustomerSearchSerializer(data=request.data)
+        query.is_valid(raise_exception=True)
+        matches = with_email(self.get_queryset(), query.validated_data["email"])
+        page = self.paginate_queryset(matches)
+        return self.get_paginated_response(s.CustomerSerializer(page, many=True).data)
 
     def _read(self, customer_id: int) -> dict:
         return s.CustomerSerializer(self.get_queryset().get(pk=customer_id)).data

@@ -16,12 +16,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.services import audit_request
-from core.api import Conflict
+from core.api import Conflict, validated_query
 from experiments.api import serializers as s
 from experiments.models import Experiment, ExperimentState, Mode
 from experiments.services.decision import decide_experiment
 from experiments.services.holdout import holdout_report
-from experiments.services.results import experiment_results
+from experiments.services.results import cached_experiment_results
 
 ERRORS = {
     400: OpenApiResponse(description="Invalid input, with field errors"),
@@ -83,11 +83,8 @@ class ExperimentViewSet(viewsets.ModelViewSet):
     )
     @action(detail=True, methods=["get"])
     def results(self, request, pk=None):
-        query = s.ResultsQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        return Response(
-            experiment_results(experiment=self.get_object(), with_series=query.validated_data["series"])
-        )
+        query = validated_query(s.ResultsQuerySerializer, request)
+        return Response(cached_experiment_results(experiment=self.get_object(), with_series=query["series"]))
 
     @extend_schema(
         summary="Choose the winner of a test-then-send experiment now",
@@ -121,6 +118,5 @@ class HoldoutReportView(APIView):
         responses={200: OpenApiTypes.OBJECT, **ERRORS},
     )
     def get(self, request):
-        query = s.HoldoutQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        return Response(holdout_report(days=query.validated_data["days"]))
+        query = validated_query(s.HoldoutQuerySerializer, request)
+        return Response(holdout_report(days=query["days"]))

@@ -77,7 +77,7 @@ def allocate(*, experiment: Experiment, variants: Sequence[Variant]) -> list[flo
         "shares": {str(v.pk): round(s, 6) for v, s in zip(variants, shares, strict=True)},
         "counts": {str(v.pk): list(counts[v.pk]) for v in variants},
     }
-    Experiment.objects.filter(pk=experiment.pk).update(allocation=allocation)
+    Experiment.objects.filter(pk=experiment.pk).update(allocation=allocation, updated_at=timezone.now())
     logger.info("experiment %s: bandit shares %s", experiment.pk, allocation["shares"])
     # A zero share cannot go through the weighted split; the floor keeps every share positive.
     return [max(s, 1e-9) for s in shares]

@@ -24,7 +24,18 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from campaigns.models import CLAIMABLE_STATES, Arm, CampaignRun, RunState, Send, SendState
+from campaigns.models import (
+    CLAIMABLE_STATES,
+    Arm,
+    Campaign,
+    CampaignRun,
+    RunState,
+    ScheduleKind,
+    Send,
+    SendState,
+    Variant,
+)
+from campaigns.services.launch import variant_due
 from experiments import selectors
 from experiments.models import DecisionRule, Experiment, ExperimentState, Mode
 from experiments.selectors import ArmTotals
@@ -244,11 +255,70 @@ def decide_experiment(*, experiment_id: int, now: datetime | None = None, force:
     return True
 
 
+RELEASE_PAGE = 5000
+
+
 def release_rollout(*, campaign_id: int, variant_id: int, now: datetime) -> int:
-    """The rows waiting for the winner get its content and are due now (send-time checks still apply)."""
-    return Send.objects.filter(
+    """The rows waiting for the winner get its content, channel and send time (send-time checks still apply).
+
+    A winner without a send time of its own is due now, in one UPDATE. A winner with one (a local
+    time, a delay) goes to the rest at that time: due rows are written a page at a time, deferred
+    with `not_before` for the dispatcher, never held in a task countdown.
+    """
+    variant = Variant.objects.select_related("campaign").get(pk=variant_id)
+    campaign = variant.campaign
+    channel = variant.channel_on(campaign)
+    waiting = Send.objects.filter(
         campaign_id=campaign_id, arm=Arm.ROLLOUT, state=SendState.DEFERRED, not_before__isnull=True
-    ).update(variant_id=variant_id, state=SendState.QUEUED, reason="", not_before=now, updated_at=now)
+    )
+    if not variant.has_own_send_time:
+        return waiting.update(
+            variant_id=variant_id,
+            channel=channel,
+            state=SendState.QUEUED,
+            reason="",
+            not_before=now,
+            updated_at=now,
+        )
+    released = 0
+    last_id = 0
+    while True:
+        page = list(
+            waiting.filter(pk__gt=last_id)
+            .order_by("pk")
+            .values_list("pk", "customer__timezone")[:RELEASE_PAGE]
+        )
+        if not page:
+            return released
+        last_id = page[-1][0]
+        sends = []
+        for pk, customer_timezone in page:
+            due = variant_due(_released_campaign(campaign), variant, now, customer_timezone or "")
+            later = due > now
+            sends.append(
+                Send(
+                    pk=pk,
+                    variant_id=variant_id,
+                    channel=channel,
+                    state=SendState.DEFERRED if later else SendState.QUEUED,
+                    reason="waiting for its send time" if later else "",
+                    not_before=due,
+                    updated_at=now,
+                )
+            )
+        Send.objects.bulk_update(
+            sends, ["variant_id", "channel", "state", "reason", "not_before", "updated_at"], batch_size=1000
+        )
+        released += len(sends)
+
+
+def _released_campaign(campaign: Campaign) -> Campaign:
+    """The campaign as the roll-out sees it: its date has passed, so a local time means the next one."""
+    if campaign.schedule_kind != ScheduleKind.LOCAL_TIME:
+        return campaign
+    return Campaign(
+        pk=campaign.pk, schedule_kind=ScheduleKind.NOW, schedule_timezone=campaign.schedule_timezone
+    )
 
 
 @contextmanager

@@ -8,13 +8,18 @@ experiment's choice.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
 from django.utils import timezone
 
-from campaigns.models import Variant
+from campaigns.models import CLAIMABLE_STATES, Arm, Campaign, Send, SendState, TrackingEvent, Variant
+from customers.models import Order
 from experiments import selectors
 from experiments.models import Experiment, Metric, Mode
 from experiments.selectors import CONTROL_KEY, ArmTotals, Timeline
@@ -142,7 +147,10 @@ def _comparisons(
                 "p_value": c.p_value,
                 "chance_to_win": c.chance_to_win,
                 "expected_loss": c.expected_loss,
-                "direction": decisive(c),
+                # Whether there is a difference is one test, on the absolute difference (the one the
+                # decision rule uses); the relative interval is its delta-method presentation and can
+                # disagree at the margin, so it never decides.
+                "direction": decisive(abs_c.comparison),
                 "verdict": head.verdict,
                 "note": c.note,
             }
@@ -150,12 +158,28 @@ def _comparisons(
     return out
 
 
-def overall_verdict(analysis: ExperimentAnalysis | None, *, final: bool, label: str) -> str:
+def overall_verdict(
+    analysis: ExperimentAnalysis | None,
+    *,
+    final: bool,
+    label: str,
+    absolute: ExperimentAnalysis | None = None,
+    srm_checked: bool = True,
+) -> str:
+    """The headline sentence. A comparison is clear when its absolute test is (as for the decision);
+    it is then told in the headline's terms, or in absolute terms when the relative interval, an
+    approximation, still touches zero. `srm_checked=False` while the split cannot be judged yet
+    (variants still waiting for their send times)."""
     if analysis is None:
         return f"Not enough data yet: every variant needs recipients before {label} can be compared."
+    tests = absolute.comparisons if absolute is not None else analysis.comparisons
+    clear = []
+    for head, test in zip(analysis.comparisons, tests, strict=True):
+        direction = decisive(test.comparison)
+        if direction != 0:
+            clear.append(head.verdict if decisive(head.comparison) == direction else test.verdict)
     sentences = [c.verdict for c in analysis.comparisons]
-    clear = [c.verdict for c in analysis.comparisons if decisive(c.comparison) != 0]
-    prefix = f"{analysis.srm_warning} " if analysis.srm_warning else ""
+    prefix = f"{analysis.srm_warning} " if analysis.srm_warning and srm_checked else ""
     if clear:
         return prefix + " ".join(clear)
     lead = "No clear difference." if final else "No clear difference yet."
@@ -253,8 +277,94 @@ def control_report(experiment: Experiment) -> dict | None:
         "comparison": _comparisons(absolute, relative, experiment.relative)[0]
         if analysis is not None
         else None,
-        "verdict": overall_verdict(analysis, final=False, label=metric_label(experiment.metric)),
+        "verdict": overall_verdict(
+            analysis, final=False, label=metric_label(experiment.metric), absolute=absolute
+        ),
     }
+
+
+def waiting_for_send_time(*, campaign: Campaign, variants: Sequence[Variant]) -> bool:
+    """True while variants with different send times still have randomised messages to send."""
+    if not any(v.has_own_send_time for v in variants):
+        return False
+    return Send.objects.filter(
+        campaign=campaign, arm=Arm.VARIANT, state__in=[*CLAIMABLE_STATES, SendState.SENDING]
+    ).exists()
+
+
+def variant_design(campaign: Campaign, variants: Sequence[Variant]) -> list[dict]:
+    """What each variant varies besides its message, for the results table's header."""
+    return [
+        {
+            "variant_id": v.pk,
+            "name": v.name,
+            "channel": v.channel_on(campaign),
+            "send_local_time": v.send_local_time.isoformat() if v.send_local_time else None,
+            "send_delay_minutes": v.send_delay_minutes,
+            "recommender": v.recommender.name if v.recommender_id else None,
+        }
+        for v in sorted(variants, key=lambda v: v.pk)
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Caching: the results page and the API are read far more often than new data arrives.
+
+
+def data_version(experiment: Experiment) -> str:
+    """A cheap fingerprint of everything the results read; it changes whenever new data arrives.
+
+    One query of index-only counts and maxima: the campaign's ledger rows by the states the
+    results read (sent; suppressed or capped), its tracking events, the newest order anywhere
+    (every order of an assigned customer counts, intention to treat), the campaign's and its
+    variants' last change, and the experiment's own state and decision. Changes that keep all of
+    these equal (an existing order edited in place) show after EXPERIMENT_RESULTS_CACHE_SECONDS.
+    """
+    send_table = Send._meta.db_table
+    event_table = TrackingEvent._meta.db_table
+    order_table = Order._meta.db_table
+    variant_table = Variant._meta.db_table
+    sql = f"""
+        SELECT
+          (SELECT count(*) FROM {send_table} WHERE campaign_id = %s),
+          (SELECT count(*) FROM {send_table} WHERE campaign_id = %s AND state = 'sent'),
+          (SELECT count(*) FROM {send_table} WHERE campaign_id = %s AND state IN ('suppressed', 'capped')),
+          (SELECT count(*) FROM {event_table} WHERE campaign_id = %s),
+          (SELECT max(id) FROM {order_table}),
+          (SELECT max(updated_at) FROM {variant_table} WHERE campaign_id = %s)
+    """  # noqa: S608 - table names from the models, values bound
+    pk = experiment.campaign_id
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [pk, pk, pk, pk, pk])
+        counts = cursor.fetchone()
+    row = (
+        Experiment.objects.filter(pk=experiment.pk)
+        .values_list("updated_at", "state", "winner_id", "campaign__status", "campaign__updated_at")
+        .first()
+    )
+    return hashlib.sha256(repr((counts, row)).encode()).hexdigest()[:32]
+
+
+def cache_key(experiment: Experiment, version: str, with_series: bool) -> str:
+    return f"experiment-results:{experiment.pk}:{int(with_series)}:{version}"
+
+
+def cached_experiment_results(*, experiment: Experiment, with_series: bool = True) -> dict:
+    """`experiment_results`, computed once per data version and kept in the cache (Redis).
+
+    The key carries the data version, so new sends, tracking events or orders make a new key and
+    the old entry simply expires; nothing has to remember to invalidate it. The time limit bounds
+    what the version cannot see: the clock moving the series' last point, an order edited in place.
+    """
+    version = data_version(experiment)
+    key = cache_key(experiment, version, with_series)
+    found = cache.get(key)
+    if found is not None:
+        return found
+    results = experiment_results(experiment=experiment, with_series=with_series)
+    results["data_version"] = version
+    cache.set(key, results, timeout=getattr(settings, "EXPERIMENT_RESULTS_CACHE_SECONDS", 300))
+    return results
 
 
 def experiment_results(
@@ -263,7 +373,7 @@ def experiment_results(
     """Everything the results page and the API show, as plain JSON-ready data."""
     now = now or timezone.now()
     campaign = experiment.campaign
-    variants = list(campaign.variants.all())
+    variants = list(campaign.variants.select_related("recommender"))
     arms = arms_for(experiment, variants)
     window = timedelta(hours=campaign.conversion_window_hours)
     items = selectors.variant_timelines(campaign=campaign, variants=variants)
@@ -292,14 +402,17 @@ def experiment_results(
             row["chance_to_win_from"] = "bayesian model (uniform prior)"
     label = metric_label(experiment.metric)
     srm = None
+    # Variants with their own send times go out at different moments: until the last of them is
+    # out, the recipients so far are not split by the weights, and a mismatch says nothing.
+    waiting = waiting_for_send_time(campaign=campaign, variants=variants)
     if headline is not None and not bandit:
         check = headline.sample_ratio
         srm = {
             "p_value": check.p_value,
-            "mismatch": check.mismatch,
+            "mismatch": check.mismatch and not waiting,
             "observed": list(check.observed),
             "expected": [round(e, 2) for e in check.expected],
-            "warning": headline.srm_warning,
+            "warning": headline.srm_warning if not waiting else None,
         }
     final = experiment.state == "decided" or campaign.status in ("sent", "cancelled")
     return {
@@ -320,9 +433,17 @@ def experiment_results(
         "srm": srm,
         "srm_note": "Not checked for a bandit: its split changes from run to run by design."
         if bandit
-        else None,
+        else (
+            "Not checked yet: some variants' messages are waiting for their send time, so the "
+            "recipients so far are not split by the weights."
+            if waiting
+            else None
+        ),
         "guardrails": guardrails(experiment, totals),
-        "verdict": overall_verdict(headline, final=final, label=label),
+        "verdict": overall_verdict(
+            headline, final=final, label=label, absolute=absolute, srm_checked=not waiting
+        ),
+        "variants": variant_design(campaign, variants),
         "control": control_report(experiment),
         "series": series(experiment, items, totals, window=window, now=now) if with_series else None,
         "decision": {
@@ -341,4 +462,5 @@ def experiment_results(
             else None,
         },
         "allocation": experiment.allocation or None,
+        "computed_at": now.isoformat(),
     }

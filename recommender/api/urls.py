@@ -12,7 +12,13 @@ urlpatterns = [
         r"^products/(?P<sku>[^/]+)/similar/?$", views.SimilarProductsView.as_view(), name="product-similar"
     ),
     path("recommender/models/", views.ModelVersionListView.as_view(), name="recommender-models"),
-    path("recommender/models/<int:pk>/", views.ModelVersionDetailView.as_view(), name="recommender-model"),
+    # Any id segment reaches the view, so that an id that is not a number is a JSON 404 like a
+    # missing one (not Django's HTML page).
+    re_path(
+        r"^recommender/models/(?P<pk>[^/]+)/$",
+        views.ModelVersionDetailView.as_view(),
+        name="recommender-model",
+    ),
     path(
         "recommender/models/<int:pk>/promote/", views.PromoteView.as_view(), name="recommender-model-promote"
     ),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db import transaction
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -20,8 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.models import ApiKey
-from catalog.models import Product
-from core.api import Conflict
+from core.api import Conflict, validated_query
 from recommender.api import serializers as s
 from recommender.models import ModelVersion, RecommenderConfig
 from recommender.services import registry, serving
@@ -35,9 +35,7 @@ ERRORS = {
 
 
 def _query(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.query_params)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+    return validated_query(serializer_class, request)
 
 
 def _config(name: str | None) -> RecommenderConfig | None:
@@ -64,10 +62,17 @@ class CustomerRecommendationsView(APIView):
     )
     def get(self, request, external_id: str):
         params = _query(s.RecommendationQuerySerializer, request)
-        config = _config(params.get("config"))
-        body = serving.customer_recommendations(
-            external_id=external_id, n=params["n"], category=params.get("category"), config=config
-        )
+        try:
+            body = serving.recommendations_for_request(
+                external_id=external_id,
+                n=params["n"],
+                category=params.get("category"),
+                config_name=params.get("config"),
+            )
+        except serving.ConfigNotFound:
+            raise ValidationError(
+                {"config": [f"No recommender config named {params['config']!r}."]}
+            ) from None
         body["context"] = params.get("context")
         return Response(body)
 
@@ -86,9 +91,15 @@ class SimilarProductsView(APIView):
     )
     def get(self, request, sku: str):
         params = _query(s.SimilarQuerySerializer, request)
-        config = _config(params.get("config"))
-        product = get_object_or_404(Product, sku=sku)
-        return Response(serving.similar_products(product=product, n=params["n"], config=config))
+        try:
+            body = serving.similar_for_request(sku=sku, n=params["n"], config_name=params.get("config"))
+        except serving.ConfigNotFound:
+            raise ValidationError(
+                {"config": [f"No recommender config named {params['config']!r}."]}
+            ) from None
+        if body is None:
+            raise Http404("No such product.")
+        return Response(body)
 
 
 @extend_schema(
@@ -118,7 +129,10 @@ class ModelVersionListView(generics.ListAPIView):
         return qs[:200]
 
 
-@extend_schema(summary="One model version", responses={200: s.ModelVersionSerializer, **ERRORS})
+@extend_schema(
+    summary="One model version",
+    responses={200: s.ModelVersionSerializer, 404: OpenApiResponse(description="No such version"), **ERRORS},
+)
 class ModelVersionDetailView(generics.RetrieveAPIView):
     scope_resource = "recommendations"
     serializer_class = s.ModelVersionSerializer

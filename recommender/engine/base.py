@@ -113,6 +113,9 @@ class BaseRecommender:
     scores_cold_items: ClassVar[bool] = False
     item_based: ClassVar[bool] = False
     dense_pair_weights: ClassVar[bool] = False
+    # Whether ``_score`` is cheap and well-defined for known customers with an empty history row
+    # (factor models look their vector up), so a chunk's cold rows can be scored and overwritten.
+    scores_known_rows_directly: ClassVar[bool] = False
     chunk_size: ClassVar[int] = 256
 
     def __init__(self, *, num_threads: int = 0, seed: int = 42) -> None:
@@ -226,10 +229,22 @@ class BaseRecommender:
 
         Meant for the batch job: each yielded batch can be written to the database before
         the next one is computed, so memory stays at one chunk of scores. The BLAS thread
-        cap is held while the generator runs.
+        cap is held while the generator runs. A row of ``-1`` (as ``Interactions.user_rows``
+        gives for a customer the model does not know) gets the cold-start list and is
+        reported with the user id ``None``, never with another customer's id; rows outside
+        the matrix are a ``ValueError`` (checked before anything is scored).
         """
         interactions = self.interactions_
         rows_all = np.arange(interactions.n_users) if users is None else np.asarray(users, dtype=np.int64)
+        if rows_all.ndim != 1:
+            raise ValueError("users must be a one-dimensional array of training rows")
+        bad = (rows_all < -1) | (rows_all >= interactions.n_users)
+        if bad.any():
+            raise ValueError(
+                f"users holds rows outside the model's {interactions.n_users} customers "
+                f"(e.g. {int(rows_all[bad][0])}); pass training rows, or -1 for an unknown customer"
+            )
+        unknown_any = bool((rows_all < 0).any())
         size = chunk_size or self.chunk_size
         context = RuleContext(rules or DEFAULT_RULES, interactions=interactions, catalog=self.catalog_)
         with self.thread_limit():
@@ -237,6 +252,9 @@ class BaseRecommender:
                 users_chunk = rows_all[start : start + size]
                 hist, times = gather_rows(interactions.matrix, users_chunk, interactions.last_seen_at)
                 user_ids = interactions.user_ids[np.maximum(users_chunk, 0)]
+                if unknown_any:
+                    user_ids = user_ids.astype(object)
+                    user_ids[users_chunk < 0] = None
                 yield self._rank_chunk(user_ids, users_chunk, hist, times, n, context, explain)
 
     def _histories_matrix(self, histories, m: int) -> sp.csr_matrix:
@@ -283,7 +301,13 @@ class BaseRecommender:
             cold = np.flatnonzero(~warm)
             fallback, reasons = self.fallback_.scores_for(users[cold])
             cold_reasons[cold] = reasons
-            if warm.any():
+            if warm.any() and self.scores_known_rows_directly and (users[cold] >= 0).all():
+                # Score every row and overwrite the few cold ones: gathering the warm rows and
+                # copying their scores into a fresh block moved the whole (chunk × products)
+                # block once more, a tenth of the batch scorer's time.
+                scores = self._score(histories, users)
+                scores[cold] = fallback
+            elif warm.any():
                 hot = np.flatnonzero(warm)
                 scores = np.empty((len(users), self.interactions_.n_items), dtype=np.float32)
                 scores[hot] = self._score(histories[hot], users[hot])

@@ -23,6 +23,7 @@ class FactorRecommender(BaseRecommender):
 
     item_based = True
     dense_pair_weights = True
+    scores_known_rows_directly = True
 
     def _make_model(self):
         raise NotImplementedError
@@ -64,6 +65,10 @@ class FactorRecommender(BaseRecommender):
 
     def item_vectors(self) -> np.ndarray:
         return self.item_factors_
+
+    def _item_similarity_rows(self, items: np.ndarray) -> np.ndarray:
+        # The unit factors are kept from fitting: a product page need not renormalise the catalog.
+        return self.unit_item_factors_[items] @ self.unit_item_factors_.T
 
 
 class ALSRecommender(FactorRecommender):

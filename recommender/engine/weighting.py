@@ -50,7 +50,12 @@ def _index(values: np.ndarray, universe: Iterable[Hashable] | None) -> tuple[np.
     if universe is None:
         ids, positions = np.unique(values, return_inverse=True)
         return ids, positions.astype(np.int64)
-    ids = np.asarray(list(universe))
+    ids = universe if isinstance(universe, np.ndarray) else np.asarray(list(universe))
+    if ids.dtype.kind in "iu" and values.dtype.kind in "iu" and len(ids) and bool(np.all(ids[1:] > ids[:-1])):
+        # Sorted integer ids (database keys, as the services pass them): a binary search instead of
+        # a dict over the whole universe, which a real-time request for one customer paid per call.
+        found = np.minimum(np.searchsorted(ids, values), len(ids) - 1)
+        return ids, np.where(ids[found] == values, found, -1).astype(np.int64)
     lookup = {v: i for i, v in enumerate(ids.tolist())}
     positions = np.fromiter((lookup.get(v, -1) for v in values.tolist()), dtype=np.int64, count=len(values))
     return ids, positions
@@ -78,6 +83,10 @@ def build_interactions(
     credit is zero or negative (everything returned) are dropped. ``item_universe`` fixes
     the product columns (so catalog products nobody bought yet exist as cold items); events
     on products outside it are ignored, as are events of customers outside ``user_universe``.
+
+    No events at all is not an error: the result is an empty matrix over the universes
+    (``0 × 0`` without them), which training refuses with ``TrainingDataError`` and which
+    scores a customer without history as cold.
     """
     users = np.asarray(list(user_ids) if not isinstance(user_ids, np.ndarray) else user_ids)
     items = np.asarray(list(item_ids) if not isinstance(item_ids, np.ndarray) else item_ids)
@@ -143,6 +152,8 @@ def _latest_per_pair(
     rows: np.ndarray, cols: np.ndarray, ts: np.ndarray, shape: tuple[int, int], matrix: sp.csr_matrix
 ) -> np.ndarray:
     """Latest timestamp per (row, col), aligned with the canonical CSR ``matrix.data``."""
+    if matrix.nnz == 0:  # no events (or none inside the universes): nothing to align
+        return np.zeros(0, dtype=np.float64)
     keys = rows.astype(np.int64) * shape[1] + cols
     order = np.lexsort((ts, keys))
     keys, ts = keys[order], ts[order]

@@ -87,23 +87,41 @@ def read_raw_interactions(*, customer_ids: Iterable[int] | None = None) -> RawIn
     line, order, event = OrderLine._meta.db_table, Order._meta.db_table, Event._meta.db_table
     where_orders, params_orders = _in_clause("o.customer_id", ids)
     where_events, params_events = _in_clause("e.customer_id", ids)
+    orders_sql = (
+        f"SELECT o.customer_id, l.product_id, l.quantity, {_epoch('o.placed_at')} "  # noqa: S608
+        f"FROM {line} l JOIN {order} o ON o.id = l.order_id "
+        f"WHERE l.product_id IS NOT NULL{where_orders}"
+    )
+    events_sql = (
+        f"SELECT e.customer_id, e.product_id, e.quantity, {_epoch('e.occurred_at')} "  # noqa: S608
+        f"FROM {event} e WHERE e.type = %s AND e.product_id IS NOT NULL{where_events}"
+    )
+    kinds = (("view", weights.view), ("add_to_cart", weights.add_to_cart))
     parts = []
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT o.customer_id, l.product_id, l.quantity, {_epoch('o.placed_at')} "  # noqa: S608
-            f"FROM {line} l JOIN {order} o ON o.id = l.order_id "
-            f"WHERE l.product_id IS NOT NULL{where_orders}",
-            params_orders,
-        )
-        rows = cursor.fetchall()
-        parts.append(_columns(rows, weight=weights.purchase))
-        for kind, weight in (("view", weights.view), ("add_to_cart", weights.add_to_cart)):
-            cursor.execute(
-                f"SELECT e.customer_id, e.product_id, e.quantity, {_epoch('e.occurred_at')} "  # noqa: S608
-                f"FROM {event} e WHERE e.type = %s AND e.product_id IS NOT NULL{where_events}",
-                [kind, *params_events],
+        if ids is not None:
+            # A few customers (real-time scoring, refresh): one round trip for the three reads.
+            tagged = " UNION ALL ".join(
+                [f"SELECT 0, * FROM ({orders_sql}) AS o0"]  # noqa: S608
+                + [f"SELECT {n}, * FROM ({events_sql}) AS e{n}" for n in (1, 2)]  # noqa: S608
             )
-            parts.append(_columns(cursor.fetchall(), weight=weight))
+            params = [*params_orders]
+            for kind, _ in kinds:
+                params += [kind, *params_events]
+            cursor.execute(f"{tagged} ORDER BY 1", params)  # noqa: S608
+            rows = cursor.fetchall()
+            by_kind: list[list[tuple]] = [[], [], []]
+            for row in rows:
+                by_kind[row[0]].append(row[1:])
+            parts.append(_columns(by_kind[0], weight=weights.purchase))
+            for n, (_, weight) in enumerate(kinds, start=1):
+                parts.append(_columns(by_kind[n], weight=weight))
+        else:
+            cursor.execute(orders_sql, params_orders)
+            parts.append(_columns(cursor.fetchall(), weight=weights.purchase))
+            for kind, weight in kinds:
+                cursor.execute(events_sql, [kind, *params_events])
+                parts.append(_columns(cursor.fetchall(), weight=weight))
     return RawInteractions(
         customers=np.concatenate([p[0] for p in parts]),
         products=np.concatenate([p[1] for p in parts]),
@@ -193,7 +211,5 @@ def weighted_interactions(
 def history_rows(*, customer_ids: list[int], item_ids: np.ndarray) -> sp.csr_matrix:
     """Current weighted histories of some customers over a model's products (for fold-in)."""
     raw = read_raw_interactions(customer_ids=customer_ids)
-    if not len(raw):  # (the engine's weighting expects at least one event)
-        return sp.csr_matrix((len(customer_ids), len(item_ids)), dtype=np.float32)
     interactions = weighted_interactions(raw, item_universe=item_ids, user_universe=customer_ids)
     return interactions.matrix

@@ -5,17 +5,29 @@ a validation split carved from the training data) or ``failed`` (with the reason
 never touches the config's active version, so a failed run leaves the previous model serving.
 Promotion and rollback switch ``RecommenderConfig.active_version`` in one UPDATE: readers
 filter stored rows by the active version, so the switch is atomic for them.
+
+A run holds a lease on its version (``lease_until``), renewed by a heartbeat thread while the
+model fits. A worker killed mid-training (SIGKILL, the out-of-memory killer, a restart) leaves
+the version ``training`` with a lease that runs out; ``reclaim_interrupted_training`` (from the
+``recommender.reconcile`` beat task) then retries the run, or fails it with the reason once it
+has been interrupted ``MAX_TRAINING_ATTEMPTS`` times, so a run never stays ``training`` forever
+and a model that kills its worker is not retried forever either.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import traceback
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from access.services import record_audit
@@ -31,6 +43,11 @@ logger = logging.getLogger(__name__)
 METRICS_K = 10
 VALIDATION_RATIO = 0.2
 SEED = 42
+TRAINING_LEASE_SECONDS = 300  # settings.RECOMMENDER_TRAINING_LEASE_SECONDS overrides (tests: a few s)
+MAX_TRAINING_ATTEMPTS = 3
+# A run enqueued (or re-enqueued) this long ago that no worker has started lost its task (a Redis
+# restart, a purged queue, a busy queue: a second delivery is harmless, the lease decides).
+UNSTARTED_TRAINING_AFTER = timedelta(minutes=30)
 
 
 class RegistryError(ValueError):
@@ -76,16 +93,25 @@ def train(
         version = ModelVersion.objects.select_related("config").get(pk=version_id, config=config)
         if version.status != ModelVersion.Status.TRAINING:
             return version  # a re-delivered task: this run already finished
+    if not _take_lease(version.pk):
+        # Another worker holds a live lease (a task delivered twice), the run finished meanwhile,
+        # or it was interrupted too often and has just been failed: nothing to do here.
+        version.refresh_from_db()
+        return version
+    heartbeat = _LeaseHeartbeat(version.pk)
+    heartbeat.start()
     try:
         _fit_version(version=version, config=config, validate=validate, num_threads=num_threads)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a visible state
         message = str(exc) if isinstance(exc, RecommenderError) else f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, RecommenderError):
             logger.error("training of version %s failed\n%s", version.pk, traceback.format_exc())
-        ModelVersion.objects.filter(pk=version.pk).update(
-            status=ModelVersion.Status.FAILED, error=message[:4000]
+        ModelVersion.objects.filter(pk=version.pk, status=ModelVersion.Status.TRAINING).update(
+            status=ModelVersion.Status.FAILED, error=message[:4000], lease_until=None
         )
-        version.refresh_from_db()
+    finally:
+        heartbeat.stop()
+    version.refresh_from_db()
     record_audit(
         actor=actor,
         action="recommender.trained",
@@ -134,10 +160,156 @@ def _fit_version(
     version.n_interactions = int(interactions.matrix.nnz)
     version.fit_seconds = round(fit_seconds, 3)
     artifacts.save_artifact(version=version, model=model)
-    version.status = ModelVersion.Status.READY
-    version.trained_at = timezone.now()
-    version.error = ""
-    version.save()
+    with transaction.atomic():
+        # Only a run that still owns its version finishes it: one the reconciler gave up on (its
+        # lease ran out while this worker was alive but cut off) stays failed.
+        current = (
+            ModelVersion.objects.select_for_update()
+            .filter(pk=version.pk)
+            .values_list("status", flat=True)
+            .first()
+        )
+        if current != ModelVersion.Status.TRAINING:
+            logger.warning(
+                "version %s was %s before its training finished; result dropped", version.pk, current
+            )
+            return
+        version.status = ModelVersion.Status.READY
+        version.trained_at = timezone.now()
+        version.error = ""
+        version.lease_until = None
+        version.save(
+            update_fields=[
+                "algorithm",
+                "params",
+                "metrics",
+                "n_customers",
+                "n_products",
+                "n_interactions",
+                "fit_seconds",
+                "artifact",
+                "status",
+                "trained_at",
+                "error",
+                "lease_until",
+            ]
+        )
+
+
+# --- leases of training runs ----------------------------------------------------------------
+
+
+def training_lease() -> timedelta:
+    return timedelta(
+        seconds=float(getattr(settings, "RECOMMENDER_TRAINING_LEASE_SECONDS", TRAINING_LEASE_SECONDS))
+    )
+
+
+def _take_lease(version_id: int) -> bool:
+    """Start a run of the version with one conditional UPDATE: of two deliveries, one wins."""
+    now = timezone.now()
+    free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    training = ModelVersion.objects.filter(free, pk=version_id, status=ModelVersion.Status.TRAINING)
+    if training.filter(attempts__lt=MAX_TRAINING_ATTEMPTS).update(
+        lease_until=now + training_lease(), attempts=F("attempts") + 1
+    ):
+        return True
+    _give_up(training.filter(attempts__gte=MAX_TRAINING_ATTEMPTS))
+    return False
+
+
+def _give_up(versions) -> int:
+    return versions.update(
+        status=ModelVersion.Status.FAILED,
+        lease_until=None,
+        error=(
+            f"training was interrupted {MAX_TRAINING_ATTEMPTS} times: the worker running it stopped "
+            "(killed, out of memory or restarted) before it finished; not retried again"
+        ),
+    )
+
+
+class _LeaseHeartbeat:
+    """Renews the version's lease from a thread (and its own connection) while the model fits.
+
+    The fit is one long call into numpy/scipy/implicit that cannot stop to renew anything; a
+    thread can, and it dies with the worker, which is what lets the lease run out then.
+    """
+
+    def __init__(self, version_id: int) -> None:
+        self.version_id = version_id
+        self.lease = training_lease()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"lease-version-{version_id}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=30)
+
+    def _run(self) -> None:
+        interval = max(self.lease.total_seconds() / 5, 0.2)
+        try:
+            while not self.stopped.wait(interval):
+                try:
+                    ModelVersion.objects.filter(
+                        pk=self.version_id, status=ModelVersion.Status.TRAINING
+                    ).update(lease_until=timezone.now() + self.lease)
+                except Exception:  # noqa: BLE001 - a missed beat is retried; the lease has slack
+                    logger.warning("could not renew the lease of version %s", self.version_id, exc_info=True)
+                    connection.close()
+        finally:
+            connection.close()
+
+
+def reclaim_interrupted_training(*, now=None) -> list[tuple[int, int]]:
+    """Versions whose training worker died, or whose task never started: (config, version) to run again.
+
+    Each is noted (``error`` says what happened, the audit log records it) and handed back to be
+    enqueued; one interrupted ``MAX_TRAINING_ATTEMPTS`` times is failed with the reason instead.
+    The previous active version is never touched, so it keeps serving throughout.
+    """
+    now = now or timezone.now()
+    training = ModelVersion.objects.filter(status=ModelVersion.Status.TRAINING)
+    expired = training.filter(lease_until__lt=now)
+    for version in expired.filter(attempts__gte=MAX_TRAINING_ATTEMPTS):
+        if _give_up(expired.filter(pk=version.pk, attempts__gte=MAX_TRAINING_ATTEMPTS)):
+            record_audit(
+                actor=None,
+                action="recommender.training_abandoned",
+                target=version,
+                details={"attempts": version.attempts, "lease_until": version.lease_until.isoformat()},
+            )
+    retry: list[tuple[int, int]] = []
+    for version in expired.filter(attempts__lt=MAX_TRAINING_ATTEMPTS):
+        note = (
+            f"attempt {version.attempts} interrupted: the worker stopped before it finished "
+            f"(lease expired {version.lease_until:%Y-%m-%d %H:%M:%S} UTC); retrying"
+        )
+        # The dead worker's lease is released, so the retry (or the killed task's message, should
+        # Redis deliver it again) can take the run at once.
+        if expired.filter(pk=version.pk, lease_until=version.lease_until).update(
+            error=note, lease_until=None, requeued_at=now
+        ):
+            record_audit(
+                actor=None,
+                action="recommender.training_interrupted",
+                target=version,
+                details={"attempts": version.attempts, "lease_until": version.lease_until.isoformat()},
+            )
+            retry.append((version.config_id, version.pk))
+    waiting = training.filter(lease_until__isnull=True).alias(
+        waiting_since=Coalesce("requeued_at", "created_at")
+    )
+    lost = list(
+        waiting.filter(waiting_since__lt=now - UNSTARTED_TRAINING_AFTER).values_list("config_id", "pk")
+    )
+    ModelVersion.objects.filter(pk__in=[pk for _, pk in lost], lease_until__isnull=True).update(
+        requeued_at=now
+    )
+    return retry + lost
 
 
 def _validation_metrics(raw, catalog, algorithm: str, params: dict, num_threads: int) -> dict[str, Any]:

@@ -9,11 +9,14 @@ without any active model, the popularity list.
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import time
+from typing import NamedTuple
 
 import numpy as np
-from django.db.models import Q
+from django.db import connection
+from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from catalog.models import Product
 from customers.models import Customer
@@ -78,6 +81,116 @@ def _explanation(reason: int, because_pk: int | None, names: dict[int, tuple[str
     return body
 
 
+class _CardRow(NamedTuple):
+    """The product columns a card shows (``selectors.product_card`` reads them by name)."""
+
+    sku: str
+    name: str
+    url: str
+    image_url: str
+    price: object
+    currency: str
+    category_path: str
+    brand: str
+
+
+def _request_sql(*, by_name: bool) -> str:
+    config, version = RecommenderConfig._meta.db_table, Recommendation._meta.db_table
+    customer, product = Customer._meta.db_table, Product._meta.db_table
+    which = "cfg.name = %s" if by_name else "cfg.is_default"
+    # One row per stored recommendation, or one row with empty recommendation columns when the
+    # customer has none (unknown customer, no stored rows, no active version); no row at all
+    # when there is no such config. The customer join repeats the default manager's filter (no
+    # soft-deleted or erased customers); `allowed` is selectors._product_filter with the
+    # config's stock rule.
+    return f"""
+        SELECT cfg.id, cfg.updated_at, cfg.active_version_id, cfg.in_stock_only, c.id, r.rank,
+               r.score, r.explanation,
+               p.sku, p.name, p.url, p.image_url, p.price, p.currency, p.category_path, p.brand,
+               (p.active
+                AND (NOT cfg.in_stock_only OR p.stock IS NULL OR p.stock > 0)
+                AND (%s IS NULL OR p.category_path = %s OR p.category_path LIKE %s ESCAPE '\\'))
+        FROM {config} cfg
+        LEFT JOIN {customer} c
+               ON c.external_id = %s AND c.deleted_at IS NULL AND c.erased_at IS NULL
+        LEFT JOIN {version} r ON r.model_version_id = cfg.active_version_id AND r.customer_id = c.id
+        LEFT JOIN {product} p ON p.id = r.product_id
+        WHERE {which}
+        ORDER BY r.rank
+    """  # noqa: S608 - table names from model metadata; every value is a parameter
+
+
+CONFIG_TTL_SECONDS = 60.0
+_configs: dict[int, tuple[float, RecommenderConfig]] = {}
+
+
+def _config_as_of(config_id: int, updated_at, active_version_id: int | None) -> RecommenderConfig:
+    """The config with its active version, reloaded when the row changed since it was cached.
+
+    ``updated_at`` moves on every save, promote and rollback, and the active version is compared
+    as well, so a cached object is never older than the row the caller just read; a change made
+    by a bare queryset update of other columns is picked up within ``CONFIG_TTL_SECONDS``.
+    """
+    now = time.monotonic()
+    loaded_at, cached = _configs.get(config_id, (0.0, None))
+    if (
+        cached is None
+        or now - loaded_at > CONFIG_TTL_SECONDS
+        or cached.updated_at != updated_at
+        or cached.active_version_id != active_version_id
+    ):
+        cached = RecommenderConfig.objects.select_related("active_version").get(pk=config_id)
+        _configs[config_id] = (now, cached)
+    return cached
+
+
+def recommendations_for_request(
+    *, external_id: str, n: int, category: str | None = None, config_name: str | None = None
+) -> dict:
+    """What the API answers for a customer, in as few round trips as the case allows.
+
+    One hand-written statement reads the config, the customer and the customer's stored rows of
+    the active version with their products (each row says whether its product passes today's
+    rules): a customer with stored rows costs that one query (the API's hottest path; the ORM's
+    compilation of the same query cost more than running it). A customer without stored rows is
+    scored in real time from there (plus their history and the products shown), an unknown one
+    gets the cold-start list. Raises ``ConfigNotFound`` for an unknown ``config_name``.
+    """
+    prefix = None if category is None else connection.ops.prep_for_like_query(category) + " > %"
+    params = [category, category, prefix, external_id]
+    if config_name:
+        params.append(config_name)
+    with connection.cursor() as cursor:
+        cursor.execute(_request_sql(by_name=bool(config_name)), params)
+        rows = cursor.fetchall()
+    if not rows:
+        if config_name:
+            raise ConfigNotFound(config_name)
+        return customer_recommendations(external_id=external_id, n=n, category=category, config=None)
+    config_id, updated_at, version_id, in_stock_only, customer_pk = rows[0][:5]
+    in_stock_only = bool(in_stock_only)
+    if rows[0][5] is None:  # no stored rows
+        config = _config_as_of(config_id, updated_at, version_id)
+        result = {"customer": external_id, "model_version": version_id, "source": "popular", "items": []}
+        _unstored(result, config=config, customer_pk=customer_pk, n=n, category=category)
+        return result
+    cards = []
+    for row in rows:
+        if row[16] and len(cards) < n:
+            explanation = row[7]
+            if isinstance(explanation, str):  # psycopg2 under Django hands jsonb over as text
+                explanation = json.loads(explanation)
+            cards.append(
+                selectors.product_card(_CardRow(*row[8:16]), score=row[6], explanation=explanation or {})
+            )
+    if len(cards) < n:
+        rules = selectors.RecommendationRules(
+            n=n, categories=(category,) if category else (), in_stock_only=in_stock_only
+        )
+        selectors.top_up_with_popular({customer_pk: cards}, rules=rules)
+    return {"customer": external_id, "model_version": version_id, "source": "stored", "items": cards}
+
+
 def customer_recommendations(
     *, external_id: str, n: int, category: str | None = None, config: RecommenderConfig | None = None
 ) -> dict:
@@ -96,7 +209,14 @@ def customer_recommendations(
         cards = selectors.recommendations_for(customer_ids=[customer_pk], rules=rules, config=config)
         result.update(source="stored", items=cards[customer_pk])
         return result
-    if version_id is not None:
+    _unstored(result, config=config, customer_pk=customer_pk, n=n, category=category)
+    return result
+
+
+def _unstored(result: dict, *, config, customer_pk: int | None, n: int, category: str | None) -> None:
+    """Real-time scoring (a known customer) or the cold-start list (unknown), then best sellers."""
+    in_stock_only = config.in_stock_only if config is not None else True
+    if config is not None and config.active_version_id is not None:
         model = serving_model(config.active_version)
         result["source"] = "realtime" if customer_pk is not None else "cold_start"
         result["items"] = _realtime(
@@ -104,7 +224,6 @@ def customer_recommendations(
         )
     if len(result["items"]) < n:
         _top_up(result["items"], customer_pk=customer_pk, n=n, category=category, in_stock_only=in_stock_only)
-    return result
 
 
 def _realtime(model, *, config, customer_pk, n: int, category: str | None, in_stock_only: bool) -> list[dict]:
@@ -122,16 +241,21 @@ def _realtime(model, *, config, customer_pk, n: int, category: str | None, in_st
     scores = batch.scores[0][keep].tolist()
     reasons = batch.reasons[0][keep].tolist()
     because = [int(item_ids[b]) if b >= 0 else None for b in batch.because[0][keep].tolist()]
-    allowed = {
-        p.pk: p
-        for p in Product.objects.filter(_allowed(category=category, in_stock_only=in_stock_only), pk__in=pks)
-    }
-    names = {
-        pk: (sku, name)
-        for pk, sku, name in Product.objects.filter(pk__in=[b for b in because if b is not None]).values_list(
-            "pk", "sku", "name"
+    # One query for the products shown and the products that explain them.
+    products = (
+        Product.objects.filter(pk__in={*pks, *(b for b in because if b is not None)})
+        .annotate(
+            allowed=ExpressionWrapper(
+                _allowed(category=category, in_stock_only=in_stock_only), output_field=BooleanField()
+            )
         )
-    }
+        .only("pk", *selectors.CARD_FIELDS)
+    )
+    allowed, names = {}, {}
+    for p in products:
+        names[p.pk] = (p.sku, p.name)
+        if p.allowed:
+            allowed[p.pk] = p
     cards = []
     for pk, score, reason, source in zip(pks, scores, reasons, because, strict=True):
         product = allowed.get(pk)
@@ -168,6 +292,39 @@ def _top_up(cards: list[dict], *, customer_pk, n: int, category: str | None, in_
         have.add(product.sku)
 
 
+def _product_and_config_sql(*, by_name: bool) -> str:
+    config, product = RecommenderConfig._meta.db_table, Product._meta.db_table
+    which = "cfg.name = %s" if by_name else "cfg.is_default"
+    return f"""
+        SELECT p.id, p.sku, p.name, p.category_path, cfg.id, cfg.updated_at, cfg.active_version_id
+        FROM {product} p
+        LEFT JOIN {config} cfg ON {which}
+        WHERE p.sku = %s
+    """  # noqa: S608 - table names from model metadata; every value is a parameter
+
+
+def similar_for_request(*, sku: str, n: int, config_name: str | None = None) -> dict | None:
+    """What the API answers for a product page: the product and the config in one query.
+
+    ``None`` when there is no such product; ``ConfigNotFound`` for an unknown ``config_name``.
+    The config object comes from the per-process cache, as of the row just read.
+    """
+    params = [config_name, sku] if config_name else [sku]
+    with connection.cursor() as cursor:
+        cursor.execute(_product_and_config_sql(by_name=bool(config_name)), params)
+        row = cursor.fetchone()
+    if row is None:
+        if config_name and not RecommenderConfig.objects.filter(name=config_name).exists():
+            raise ConfigNotFound(config_name)  # a bad parameter is reported before a missing product
+        return None
+    pk, product_sku, name, category_path, config_id, updated_at, version_id = row
+    if config_id is None and config_name:
+        raise ConfigNotFound(config_name)
+    config = None if config_id is None else _config_as_of(config_id, updated_at, version_id)
+    product = Product(pk=pk, sku=product_sku, name=name, category_path=category_path)
+    return similar_products(product=product, n=n, config=config)
+
+
 def similar_products(*, product: Product, n: int, config: RecommenderConfig | None = None) -> dict:
     """Products most like this one by the active model; same-category best sellers otherwise."""
     result = {"sku": product.sku, "model_version": None, "source": "category", "items": []}
@@ -181,7 +338,9 @@ def similar_products(*, product: Product, n: int, config: RecommenderConfig | No
                 p.pk: p
                 for p in Product.objects.filter(
                     _allowed(category=None, in_stock_only=in_stock_only), pk__in=[pk for pk, _ in pairs]
-                ).exclude(pk=product.pk)
+                )
+                .exclude(pk=product.pk)
+                .only("pk", *selectors.CARD_FIELDS)
             }
             text = REASON_TEXT[Reason.SIMILAR_PRODUCT].format(item=product.name or product.sku)
             for pk, score in pairs:

@@ -171,3 +171,84 @@ def test_paths_are_in_the_openapi_schema(api):
         "/api/v1/recommender/configs/{id}/train/",
     ):
         assert fragment in text
+
+
+def _items(response) -> list[tuple]:
+    return [(i["sku"], i["score"], i["explanation"], tuple(i["because"])) for i in response.json()["items"]]
+
+
+@pytest.mark.parametrize(
+    "query", [{"n": 5}, {"n": 3, "category": "Home"}, {"n": 3, "category": "Garden > Tools"}]
+)
+def test_stored_path_is_one_query_and_matches_the_campaign_selector(
+    api, served, query, django_assert_num_queries
+):
+    """The API's one-statement read gives exactly what campaigns get from the selector."""
+    from catalog.models import Product
+    from recommender.selectors import RecommendationRules, recommendations_for
+
+    customer = served["customers"][0]
+    stored = list(
+        served["version"]
+        .recommendations.filter(customer=customer)
+        .order_by("rank")
+        .values_list("product_id", flat=True)
+    )
+    Product.objects.filter(pk=stored[0]).update(stock=0)  # today's rules apply to stored rows
+    Product.objects.filter(pk=stored[1]).update(active=False)
+    path = f"/api/v1/customers/{customer.external_id}/recommendations"
+    api.get(path)  # the key's first use is verified in the database and remembered
+    category = query.get("category")
+    expected = recommendations_for(
+        customer_ids=[customer.pk],
+        rules=RecommendationRules(n=query["n"], categories=(category,) if category else ()),
+        config=RecommenderConfig.objects.get(pk=served["config"].pk),  # promoted since the fixture
+    )[customer.pk]
+    if category is None:
+        with django_assert_num_queries(1):
+            response = api.get(path, query)
+    else:
+        response = api.get(path, query)
+    assert response.status_code == 200 and response.json()["source"] == "stored"
+    got = _items(response)
+    assert got == [(c["sku"], c["score"], c["explanation"], tuple(c["because"])) for c in expected]
+    skus = {sku for sku, *_ in got}
+    assert not skus & set(Product.objects.filter(pk__in=stored[:2]).values_list("sku", flat=True))
+
+
+def test_stored_path_skips_deleted_customers_and_names_configs(api, served):
+    customer = served["customers"][1]
+    path = f"/api/v1/customers/{customer.external_id}/recommendations"
+    assert api.get(path, {"config": "default"}).json()["source"] == "stored"
+    missing = api.get(path, {"config": "nope"})
+    assert missing.status_code == 400 and "config" in missing.json()
+    Customer.all_objects.filter(pk=customer.pk).update(deleted_at=timezone.now())
+    assert api.get(path).json()["source"] == "cold_start"  # a soft-deleted customer is unknown
+
+
+def test_promotion_is_seen_by_the_next_request(api, served):
+    """The config is cached per process only as of the row the request just read."""
+    newcomer = Customer.objects.create(external_id="new-2", email="new-2@example.com")
+    path = f"/api/v1/customers/{newcomer.external_id}/recommendations"
+    assert api.get(path).json()["model_version"] == served["version"].pk
+    second = registry.train(config_id=served["config"].pk)
+    registry.promote(version_id=second.pk, score_if_needed=False)
+    body = api.get(path).json()
+    assert body["model_version"] == second.pk and body["source"] == "realtime"
+
+
+def test_similar_products_in_two_queries_with_config_errors_first(api, served, django_assert_num_queries):
+    mug = served["by_category"][0][0]
+    path = f"/api/v1/products/{mug.sku}/similar"
+    assert api.get(path).status_code == 200  # key verified and remembered, config cached
+    with django_assert_num_queries(2):  # product + config, then the similar products' rows
+        body = api.get(path, {"n": 3}).json()
+    assert body["source"] == "model" and body["model_version"] == served["version"].pk
+    assert api.get(path, {"config": "default"}).status_code == 200
+    bad = api.get(path, {"config": "nope"})
+    assert bad.status_code == 400 and "config" in bad.json()
+    bad_and_missing = api.get("/api/v1/products/NO-SUCH-SKU/similar", {"config": "nope"})
+    assert bad_and_missing.status_code == 400
+    assert api.get("/api/v1/products/NO-SUCH-SKU/similar", {"config": "default"}).status_code == 404
+    RecommenderConfig.objects.filter(pk=served["config"].pk).update(is_default=False)
+    assert api.get(path).json()["source"] == "category"  # no default config: same-category best sellers

@@ -41,7 +41,12 @@ HUMAN_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/
 PASSWORD = "marketer-pass-2026"
 AUDIENCE = 12
 
-pytestmark = [pytest.mark.browser, pytest.mark.worker]
+# Fixed ids (reset sequences) and a fixed assignment salt make the A/B split the same every run.
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True, reset_sequences=True),
+]
 
 HTML = """<html><body>
 <h1 style="font-family: sans-serif">Hello {{ customer.first_name or "there" }}!</h1>
@@ -164,6 +169,17 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+def _tall_shot(page, name: str) -> None:
+    """The whole page in one viewport: a full-page shot would leave the sandboxed preview frame
+    blank (offscreen frames are not painted) and draw the sticky menu where the page is scrolled."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": page.evaluate("document.body.scrollHeight")})
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+    page.set_viewport_size(size)
+
+
 def _wait_for(predicate, *, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -197,8 +213,39 @@ def _fetch(url: str) -> int:
         return exc.code
 
 
+class _ShopApi:
+    """The shop's order feed: POSTs to the orders API with an API key scoped to orders."""
+
+    def __init__(self, base: str):
+        from access.services import create_api_key
+
+        _, secret = create_api_key(name="shop feed", scopes=["orders:write"])
+        self.url = f"{base}/api/v1/orders/"
+        self.headers = {"Authorization": f"Api-Key {secret}", "Content-Type": "application/json"}
+
+    def order(self, external_id: str, customer, placed_at, lines) -> None:
+        body = {
+            "external_id": external_id,
+            "customer": customer.external_id,
+            "placed_at": placed_at.isoformat(),
+            "currency": "GBP",
+            "lines": [{"sku": sku, "quantity": qty, "unit_price": price} for sku, qty, price in lines],
+        }
+        request = urllib.request.Request(
+            self.url, data=json.dumps(body).encode(), headers=self.headers, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=20) as response:
+            assert response.status == 201, response.read()
+
+
 def test_marketer_journey(browser, live_server, worker, smtp_sink, shop):
-    from campaigns.models import Campaign, Send, SendState, TrackingEvent
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from campaigns.models import Campaign, Conversion, Send, SendState, TrackingEvent
+    from customers.models import Order
+    from loyalty.models import Membership
     from segments.models import Segment, SegmentMembership
 
     base = live_server.url
@@ -245,6 +292,10 @@ def test_marketer_journey(browser, live_server, worker, smtp_sink, shop):
         f"document.querySelector('[data-audience-count-url]').dataset.count === '{AUDIENCE}'"
     )
     assert f"{AUDIENCE} customers" in page.inner_text("[data-audience-count-url]")
+    # Advanced sections start closed; the marketer opens the two this campaign needs.
+    assert page.is_hidden("#id_from_name") and page.is_hidden("#id_recommendation_count")
+    page.click("summary:has-text('Advanced · Sender')")
+    page.click("summary:has-text('Advanced · Recommendations')")
     page.fill("#id_from_name", "Mug Shop")
     page.fill("#id_from_email", "news@shop.example.com")
     page.fill("#id_control_percent", "0")
@@ -257,11 +308,58 @@ def test_marketer_journey(browser, live_server, worker, smtp_sink, shop):
     page.fill("#id_variants-1-weight", "1")
     page.fill("#id_variants-1-subject", "New mugs for {{ customer.first_name }} this week")
     page.fill("#id_variants-1-html", HTML)
+    # The builder's steps: weights show their share live, the schedule shows only its kind's fields.
+    assert page.inner_text("#variants-0 .variant-share") == "= 50 % of the audience"
+    page.fill("#id_variants-1-weight", "3")
+    page.wait_for_function(
+        "document.querySelector('#variants-1 .variant-share').textContent === '= 75 % of the audience'"
+    )
+    page.fill("#id_variants-1-weight", "1")
+    assert page.is_hidden(".form-row.field-cron") and page.is_hidden(".form-row.field-send_at")
+    page.select_option("#id_schedule_kind", "recurring")
+    assert page.is_visible(".form-row.field-cron") and page.is_visible(".form-row.field-schedule_timezone")
+    page.select_option("#id_schedule_kind", "triggered")
+    page.select_option("#id_trigger_kind", "segment_entry")
+    assert page.is_visible(".form-row.field-trigger_segment") and page.is_hidden(".form-row.field-cron")
+    assert page.is_hidden(".form-row.field-trigger_event_type")
+    page.select_option("#id_trigger_kind", "")
+    page.select_option("#id_schedule_kind", "now")
+    assert page.is_hidden(".form-row.field-trigger_segment")
+    assert page.is_hidden("fieldset.channel-push") and page.is_visible("fieldset.channel-email")
     _shot(page, "04-campaign-builder")
     page.click("input[name=_continue]")
     page.wait_for_selector(".messagelist .success")
     campaign = Campaign.objects.get(name="Mugs for autumn")
     assert campaign.variants.count() == 2 and list(campaign.include_segments.all()) == [segment]
+    Campaign.objects.filter(pk=campaign.pk).update(assignment_salt="marketer-journey")  # not random
+    # Saved: the status card offers launch and cancel, and the content step previews each
+    # variant for a customer of the audience as the marketer types.
+    assert [a.inner_text() for a in page.locator("#builder-actions a.transition:visible").all()] == [
+        "Launch",
+        "Cancel",
+    ]
+    page.wait_for_function(
+        "document.getElementById('builder-preview-state').textContent.includes('up to date')"
+    )
+    first = shop["customers"][0]
+    assert page.inner_text("#builder-preview-subject") == f"{first.first_name}, mugs picked for you"
+    page.select_option("#builder-preview-variant", label="B")
+    page.wait_for_function(
+        "document.getElementById('builder-preview-subject').textContent.startsWith('New mugs for')"
+    )
+    assert "Product" in page.frame_locator("#builder-preview-html").locator("body").inner_text()
+    # Typing in variant A brings the preview back to A, unsaved text rendered.
+    page.fill("#id_variants-0-subject", "{{ customer.first_name }}, autumn mugs for you")
+    page.wait_for_function(
+        "document.getElementById('builder-preview-subject').textContent"
+        f" === '{first.first_name}, autumn mugs for you'"
+    )
+    assert page.input_value("#builder-preview-variant") == "0"
+    # Offscreen sandboxed frames are not painted until they scroll into view.
+    page.locator("#content-preview").scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    page.locator(".builder-content").screenshot(path=str(SHOTS / "04c-campaign-builder-content.png"))
+    _tall_shot(page, "04b-campaign-builder-saved")
 
     # 4. Preview variant B for a customer; edits re-render live, without saving.
     customer = shop["customers"][3]
@@ -309,44 +407,105 @@ def test_marketer_journey(browser, live_server, worker, smtp_sink, shop):
         timeout=90_000,
     )
     _wait_for(lambda: smtp_sink.count() >= 1 + AUDIENCE, timeout=60, what="the campaign's messages")
+    # The status card follows the campaign to its end: no transition is left to offer.
+    page.wait_for_function(
+        "document.getElementById('campaign-status').textContent === 'Sent'", timeout=60_000
+    )
+    assert page.locator("#builder-actions a.transition:visible").count() == 0
     _shot(page, "08-progress")
     sent = Send.objects.filter(campaign=campaign, state=SendState.SENT)
     assert sent.count() == AUDIENCE
     assert set(sent.values_list("variant__name", flat=True)) == {"A", "B"}
 
-    # 7. Engagement: half the recipients open, a third click (real HTTP to the tracking URLs).
-    campaign_mails = list(smtp_sink.messages[1:])
+    # 7. Engagement through the tracking URLs of the delivered messages (real HTTP to the live
+    #    server): half the recipients open; in each variant the first two recipients open and click.
+    sends = {
+        s.customer.email: s
+        for s in Send.objects.filter(campaign=campaign, state=SendState.SENT).select_related(
+            "customer", "variant"
+        )
+    }
+    campaign_mails = sorted(smtp_sink.messages[1:], key=lambda m: m.rcpt_tos[0])
     opened = clicked = 0
+    clickers: dict[str, list] = {}
+    untouched = []
     for index, mail in enumerate(campaign_mails):
+        send = sends[mail.rcpt_tos[0]]
         opens, clicks = _tracking_urls(mail, base)
         assert opens and clicks, "every campaign message carries an open pixel and tracked links"
-        if index % 2 == 0:
+        clicks_now = len(clickers.setdefault(send.variant.name, [])) < 2
+        if index % 2 == 0 or clicks_now:
             assert _fetch(opens[0]) == 200
             opened += 1
-        if index % 3 == 0:
+        else:
+            untouched.append(send.customer)
+        if clicks_now:
             assert _fetch(clicks[0]) == 302
             clicked += 1
+            clickers[send.variant.name].append(send.customer)
     human_opens = TrackingEvent.objects.filter(campaign=campaign, kind="open", machine=False)
     assert human_opens.count() == opened
     assert TrackingEvent.objects.filter(campaign=campaign, kind="click").count() == clicked
+    assert untouched, "some recipients neither open nor click"
 
-    # 8. The report shows what happened, per variant.
+    # 8. Purchases arrive from the shop through the orders API: a clicker of each variant buys
+    #    within the conversion window; an order placed before the click and one from a customer
+    #    who never engaged are not credited to the campaign. The worker attributes on ingest.
+    shop_api = _ShopApi(base)
+    now = timezone.now()
+    shop_api.order("feed-a-1", clickers["A"][0], now, [("SKU1", 2, "24.50")])
+    shop_api.order("feed-b-1", clickers["B"][0], now, [("SKU2", 1, "18.00")])
+    shop_api.order("feed-a-early", clickers["A"][1], now - dt.timedelta(days=2), [("SKU3", 1, "11.00")])
+    shop_api.order("feed-none", untouched[0], now, [("SKU4", 1, "30.00")])
+    _wait_for(
+        lambda: (
+            Order.objects.filter(external_id__startswith="feed-").count() == 4
+            and Conversion.objects.filter(campaign=campaign).count() == 2
+        ),
+        timeout=60,
+        what="the worker's attribution of the new orders",
+    )
+    time.sleep(1)  # nothing else is credited later (the early and the unengaged orders stay out)
+    credited = {
+        c.order.external_id: (c.variant.name, c.touch, str(c.revenue))
+        for c in Conversion.objects.filter(campaign=campaign).select_related("order", "variant")
+    }
+    assert credited == {"feed-a-1": ("A", "click", "49.00"), "feed-b-1": ("B", "click", "18.00")}
+
+    # 9. The report shows what happened, with each conversion and its revenue on its variant.
     page.goto(f"{base}/admin/campaigns/campaign/{campaign.pk}/report/")
     page.wait_for_selector("text=Per variant")
-    report = page.inner_text("#content")
-    assert "A" in report and "B" in report
+    assert page.inner_text("[data-metric=conversions]") == "2"
+    assert page.inner_text("[data-metric=revenue]") == "67.00"
+    assert page.inner_text("[data-metric=clicks]") == str(clicked)
+    rows = {
+        cells[0]: cells
+        for cells in (
+            [cell.strip() for cell in row.inner_text().split("\t")]
+            for row in page.locator("#report-variants tbody tr").all()
+        )
+    }
+    header = [h.strip() for h in page.locator("#report-variants thead th").all_text_contents()]
+    conversions, revenue = header.index("Conversions"), header.index("Revenue")
+    assert (rows["A"][conversions], rows["A"][revenue]) == ("1", "49.00")
+    assert (rows["B"][conversions], rows["B"][revenue]) == ("1", "18.00")
+    assert (rows["Total"][conversions], rows["Total"][revenue]) == ("2", "67.00")
     _shot(page, "09-report")
 
-    # 9. The customer 360 shows the message and its engagement.
+    # 10. The customer 360 shows the message and its engagement.
     regular = shop["customers"][0]
     page.goto(f"{base}/admin/customers/customer/{regular.pk}/change/")
     page.wait_for_selector("#panel-messages")
     assert "Mugs for autumn" in page.inner_text("#panel-messages")
-    assert page.inner_text("[data-panel=order-count]") == "5"
-    assert page.inner_text("[data-panel=points]") == "340 points"
+    ordered_now = Order.objects.filter(customer=regular, external_id__startswith="feed-").count()
+    assert page.inner_text("[data-panel=order-count]") == str(5 + ordered_now)
+    # 340 points from the history, plus whatever the loyalty program awarded for a new order.
+    balance = Membership.objects.get(customer=regular).balance
+    assert balance >= 340 and (balance > 340) == (ordered_now > 0)
+    assert page.inner_text("[data-panel=points]") == f"{balance} points"
     _shot(page, "10-customer-360")
 
-    # 10. The dashboard counts the week's campaign and its engagement.
+    # 11. The dashboard counts the week's campaign and its engagement.
     from django.core.cache import cache
 
     cache.clear()

@@ -76,7 +76,7 @@ class RecomputeView(APIView):
             body = request.data
         except ParseError as exc:
             raise ValidationError({"body": [str(exc.detail)]}) from exc
-        if body in (None, "") or body == {}:
+        if body == "" or body == {}:  # no body at all (a JSON `null` is not an object: refused below)
             body = {}
         if not isinstance(body, dict):
             raise ValidationError({"body": ["Expected a JSON object."]})

@@ -44,15 +44,24 @@ def click_links(message) -> list[str]:
 
 
 def engage(client, messages, *, click_rate_by_subject: dict[str, float], seed: int) -> int:
-    """Simulated customers: each clicks the first tracked link with the rate of its message's variant."""
+    """Simulated customers: of each variant's messages, exactly round(rate x count) click (seeded pick).
+
+    Exact quotas rather than a coin per message: the tests check what the pipeline does with a known
+    effect, so the effect must not vary from run to run (the assignment does, with the customer ids).
+    """
     rng = random.Random(seed)
-    clicks = 0
+    groups: dict[str, list] = {}
     for message in messages:
         parsed = message.parsed()
         subject = str(parsed["Subject"])
-        rate = next((r for marker, r in click_rate_by_subject.items() if subject.endswith(marker)), None)
-        assert rate is not None, subject
-        if rng.random() < rate:
+        marker = next((m for m in click_rate_by_subject if subject.endswith(m) and m), None)
+        if marker is None:
+            marker = "" if "" in click_rate_by_subject else None
+        assert marker is not None, subject
+        groups.setdefault(marker, []).append(parsed)
+    clicks = 0
+    for marker, group in sorted(groups.items()):
+        for parsed in rng.sample(group, round(click_rate_by_subject[marker] * len(group))):
             response = client.get(click_links(parsed)[0], HTTP_USER_AGENT=HUMAN)
             assert response.status_code == 302
             clicks += 1
@@ -68,7 +77,7 @@ def engaged_experiment(
     days: int = 3,
     **experiment_fields,
 ):
-    """An A/B experiment whose ledger says sent `days` ago, with clicks and orders drawn at known rates.
+    """An A/B experiment whose ledger says sent `days` ago, with clicks and orders at exactly known rates.
 
     For results, API and admin tests that need engagement without delivering mail: the ledger and
     the tracking rows are the ones the pipeline writes, only their contents are chosen.
@@ -93,31 +102,39 @@ def engaged_experiment(
     start = timezone.now() - timedelta(days=days)
     Send.objects.filter(campaign=campaign, arm=Arm.VARIANT).update(state=SendState.SENT, sent_at=start)
     names = {v.pk: v.name for v in campaign.variants.all()}
+    by_arm: dict[str, list] = {}
+    for send in Send.objects.filter(campaign=campaign, state=SendState.SENT).order_by("pk"):
+        by_arm.setdefault(names[send.variant_id], []).append(send)
     events, orders = [], []
-    for send in Send.objects.filter(campaign=campaign, state=SendState.SENT):
-        name = names[send.variant_id]
-        when = start + timedelta(hours=rng.uniform(1, 24 * days - 1))
-        if rng.random() < click_rates[name]:
-            for kind in (TrackingKind.OPEN, TrackingKind.CLICK):
-                events.append(
-                    TrackingEvent(
-                        send=send,
-                        campaign=campaign,
-                        variant_id=send.variant_id,
+    for name, sends in sorted(by_arm.items()):
+        # Exact quotas per arm (seeded pick of who): the effect is the same in every run.
+        clickers = {s.pk for s in rng.sample(sends, round(click_rates[name] * len(sends)))}
+        buyers = (
+            {s.pk for s in rng.sample(sends, round(order_rates[name] * len(sends)))} if order_rates else set()
+        )
+        for send in sends:
+            when = start + timedelta(hours=rng.uniform(1, 24 * days - 1))
+            if send.pk in clickers:
+                for kind in (TrackingKind.OPEN, TrackingKind.CLICK):
+                    events.append(
+                        TrackingEvent(
+                            send=send,
+                            campaign=campaign,
+                            variant_id=send.variant_id,
+                            customer_id=send.customer_id,
+                            kind=kind,
+                            occurred_at=when,
+                        )
+                    )
+            if send.pk in buyers:
+                orders.append(
+                    Order(
+                        external_id=f"o-{campaign.pk}-{send.pk}",
                         customer_id=send.customer_id,
-                        kind=kind,
-                        occurred_at=when,
+                        placed_at=when + timedelta(minutes=5),
+                        total=Decimal(f"{rng.uniform(10, 90):.2f}"),
                     )
                 )
-        if order_rates and rng.random() < order_rates[name]:
-            orders.append(
-                Order(
-                    external_id=f"o-{campaign.pk}-{send.pk}",
-                    customer_id=send.customer_id,
-                    placed_at=when + timedelta(minutes=5),
-                    total=Decimal(f"{rng.uniform(10, 90):.2f}"),
-                )
-            )
     TrackingEvent.objects.bulk_create(events)
     Order.objects.bulk_create(orders)
     experiment.refresh_from_db()

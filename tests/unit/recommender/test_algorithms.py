@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from recommender.engine.base import Recommender
 from recommender.engine.errors import CapacityError, TrainingDataError, UnknownAlgorithmError
@@ -156,3 +157,48 @@ def test_seeded_models_are_reproducible():
         .recommend(inter.user_ids, n=3)
     )
     np.testing.assert_array_equal(a.items, b.items)
+
+
+def test_batches_report_unknown_rows_as_none_with_the_cold_start_list(clusters):
+    model = make_recommender("item_knn", SMALL["item_knn"]).fit(clusters)
+    rows = np.array([3, -1, 0, -1])
+    batches = list(model.iter_batches(rows, n=2, chunk_size=3))
+    user_ids = [u for b in batches for u in b.user_ids.tolist()]
+    assert user_ids == [clusters.user_ids[3], None, clusters.user_ids[0], None]
+    reported_rows = np.concatenate([b.user_rows for b in batches])
+    np.testing.assert_array_equal(reported_rows, rows)
+    items = np.concatenate([b.items for b in batches])
+    cold = model.recommend(["nobody"], n=2)
+    np.testing.assert_array_equal(items[1], cold.items[0])
+    np.testing.assert_array_equal(items[3], cold.items[0])
+    np.testing.assert_array_equal(items[0], model.recommend([clusters.user_ids[3]], n=2).items[0])
+    # Without unknown rows the ids keep their dtype.
+    (only_known,) = list(model.iter_batches(np.array([1, 2]), n=2))
+    assert only_known.user_ids.dtype == clusters.user_ids.dtype
+
+
+@pytest.mark.parametrize("row", [-2, 20, 10**6])
+def test_batches_refuse_rows_outside_the_model(clusters, row):
+    model = make_recommender("item_knn", SMALL["item_knn"]).fit(clusters)
+    with pytest.raises(ValueError, match="outside the model"):
+        list(model.iter_batches(np.array([0, row]), n=2))
+
+
+@pytest.mark.parametrize("algorithm", ["als", "bpr"])
+def test_known_customers_with_empty_rows_get_the_fallback_in_a_warm_chunk(algorithm, monkeypatch):
+    """Factor models score a mixed chunk whole and overwrite the cold rows: same lists as the
+    gather-and-copy path every other model takes."""
+    log = cluster_log()
+    base = interactions_from_log(log)
+    inter = Interactions(
+        matrix=sp.vstack([base.matrix, sp.csr_matrix((1, base.n_items), dtype=np.float32)]).tocsr(),
+        user_ids=np.asarray([*base.user_ids.tolist(), "quiet"], dtype=object),
+        item_ids=base.item_ids,
+    )
+    model = make_recommender(algorithm, SMALL[algorithm], num_threads=1, seed=3).fit(inter)
+    (fast,) = list(model.iter_batches(np.array([0, inter.n_users - 1, 5]), n=3))
+    monkeypatch.setattr(type(model), "scores_known_rows_directly", False)
+    (slow,) = list(model.iter_batches(np.array([0, inter.n_users - 1, 5]), n=3))
+    np.testing.assert_array_equal(fast.items, slow.items)
+    np.testing.assert_array_equal(fast.reasons, slow.reasons)
+    np.testing.assert_array_equal(fast.items[1], model.recommend(["nobody"], n=3).items[0])

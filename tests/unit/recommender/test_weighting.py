@@ -72,3 +72,68 @@ def test_item_universe_keeps_cold_products_and_drops_unknown_ones():
 def test_unknown_event_kind_is_an_error():
     with pytest.raises(ValueError, match="unknown event kinds"):
         build_interactions(user_ids=["u"], item_ids=["x"], kinds=["wishlist"], weights=EventWeights())
+
+
+@pytest.mark.parametrize("timed", [False, True])
+def test_no_events_gives_an_empty_matrix_not_an_index_error(timed):
+    extra = {"timestamps": [], "half_life_days": 30.0} if timed else {}
+    inter = build_interactions(user_ids=[], item_ids=[], kinds=[], quantities=[], **extra)
+    assert inter.matrix.shape == (0, 0)
+    assert inter.matrix.nnz == 0
+    if timed:
+        assert inter.last_seen_at is not None and len(inter.last_seen_at) == 0
+
+
+def test_no_events_over_universes_keeps_their_shape():
+    inter = build_interactions(
+        user_ids=[],
+        item_ids=[],
+        timestamps=[],
+        half_life_days=30.0,
+        now=100 * DAY,
+        user_universe=[7, 8],
+        item_universe=["x", "y", "z"],
+    )
+    assert inter.matrix.shape == (2, 3)
+    assert inter.matrix.nnz == 0
+    assert list(inter.user_ids) == [7, 8]
+    assert len(inter.last_seen_at) == 0
+
+
+def test_events_all_outside_the_universes_give_an_empty_matrix():
+    inter = build_interactions(
+        user_ids=["u", "v"],
+        item_ids=["gone", "x"],
+        timestamps=[DAY, 2 * DAY],
+        half_life_days=30.0,
+        user_universe=["u"],
+        item_universe=["x"],
+    )
+    assert inter.matrix.shape == (1, 1)
+    assert inter.matrix.nnz == 0
+    assert len(inter.last_seen_at) == 0
+
+
+def test_training_on_no_events_is_a_clear_error():
+    from recommender.engine.errors import TrainingDataError
+    from recommender.engine.registry import make_recommender
+
+    inter = build_interactions(user_ids=[], item_ids=[], timestamps=[], half_life_days=30.0)
+    with pytest.raises(TrainingDataError, match="empty"):
+        make_recommender("popularity").fit(inter)
+
+
+@pytest.mark.parametrize(
+    "universe", [np.array([3, 5, 9, 12]), [12, 3, 9, 5], np.array([3, 5, 9, 12], dtype=object)]
+)
+def test_integer_universes_sorted_or_not_give_the_same_columns(universe):
+    """Sorted integer ids take a binary search, anything else the dict: same answer either way."""
+    inter = build_interactions(
+        user_ids=np.array([1, 1, 2, 2, 2]),
+        item_ids=np.array([5, 4, 12, 3, 99]),  # 4 and 99 are outside the universe
+        item_universe=universe,
+    )
+    assert list(inter.item_ids) == list(universe)
+    got = {(int(u), int(i)) for u, i in zip(*inter.matrix.nonzero(), strict=True)}
+    col = {int(v): c for c, v in enumerate(list(universe))}
+    assert got == {(0, col[5]), (1, col[12]), (1, col[3])}

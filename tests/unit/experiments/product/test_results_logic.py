@@ -96,6 +96,21 @@ def test_verdict_names_the_clear_result_or_says_no_clear_difference_yet():
     )
 
 
+def test_the_absolute_test_decides_when_the_relative_interval_still_touches_zero():
+    # The sequential relative interval (delta method) is wider here than the absolute one; the
+    # decision rule tests the absolute difference, so the headline must agree with it.
+    items = clicks(600, 57, 600, 100)
+    absolute = run(items, method="sequential", relative=False)
+    relative = run(items, method="sequential", relative=True)
+    assert decisive(absolute.comparisons[0].comparison) == 1
+    assert decisive(relative.comparisons[0].comparison) == 0
+    text = overall_verdict(relative, final=False, label="click rate", absolute=absolute)
+    assert text.startswith("Variant B raised click rate by ") and "percentage points" in text
+    assert text == absolute.comparisons[0].verdict
+    # Without the absolute analysis the relative one speaks for itself (and is unclear).
+    assert overall_verdict(relative, final=False, label="click rate").startswith("No clear difference")
+
+
 def test_decisive_follows_the_interval_or_the_chance_threshold():
     assert decisive(run(clicks(2000, 200, 2000, 280)).comparisons[0].comparison) == 1
     assert decisive(run(clicks(2000, 280, 2000, 200)).comparisons[0].comparison) == -1

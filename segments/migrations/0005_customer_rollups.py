@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('customers', '0002_drop_duplicate_indexes'),
-        ('segments', '0003_drop_duplicate_membership_index'),
+        ('segments', '0004_refresh_queued_at'),
     ]
 
     operations = [
