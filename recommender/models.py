@@ -117,7 +117,20 @@ class Recommendation(models.Model):
         "catalog.Product", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
     )
     score = models.FloatField()
-    explanation = models.JSONField(default=dict, blank=True)
+    # Why: a ``Reason`` code and the customer's product that contributed most, rendered to text
+    # when read (recommender/explanations.py). ``explanation`` is only for rows that carry their
+    # own text (written before migration 0006, or by hand); the scorer leaves it NULL.
+    reason = models.SmallIntegerField(default=0, db_default=0)
+    because_product = models.ForeignKey(
+        "catalog.Product",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    explanation = models.JSONField(null=True, blank=True, default=None)
 
     class Meta:
         # One unique index serves every read (a customer's rows of a version) and a chunk's range
