@@ -54,8 +54,18 @@ class FactorRecommender(BaseRecommender):
         vectors[new] = self._fold_in(histories[new])
         return vectors
 
+    scores_column_subset = True
+
     def _score(self, histories: sp.csr_matrix, users: np.ndarray) -> np.ndarray:
         return self._user_vectors(histories, users) @ self.item_factors_t_
+
+    def _score_columns(self, histories: sp.csr_matrix, users: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        # The (factors × allowed products) block is gathered once per set of columns (one batch job).
+        cached = getattr(self, "_subset_factors", None)
+        if cached is None or not np.array_equal(cached[0], columns):
+            cached = (columns.copy(), np.ascontiguousarray(self.item_factors_t_[:, columns]))
+            self._subset_factors = cached
+        return self._user_vectors(histories, users) @ cached[1]
 
     def _pair_weights(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
         return np.einsum("ij,ij->i", self.unit_item_factors_[sources], self.unit_item_factors_[targets])
