@@ -106,28 +106,63 @@ def _batch_columns(
     )
 
 
-def _copy_text(
+# COPY's binary format: a header, then per row a field count and each field as (length, value)
+# in network byte order (length -1 and no value for NULL), then a trailer. The scorer builds a
+# batch's rows as one numpy record array, and PostgreSQL parses no text (integers and floats
+# from text were most of its per-row CPU). Column order and types as in ``COPY_SQL``.
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
+_COPY_FIELDS = (
+    ("version", ">i8"),
+    ("customer", ">i8"),
+    ("rank", ">i2"),
+    ("product", ">i8"),
+    ("score", ">f8"),
+    ("reason", ">i2"),
+    ("because", ">i8"),
+)
+
+
+def _record_dtype(*, because: bool) -> np.dtype:
+    fields = [("count", ">i2")]
+    for name, kind in _COPY_FIELDS:
+        fields.append((f"{name}_len", ">i4"))
+        if name != "because" or because:
+            fields.append((name, kind))
+    return np.dtype(fields)  # packed: no alignment padding between fields
+
+
+_WITH_BECAUSE = _record_dtype(because=True)
+_WITHOUT_BECAUSE = _record_dtype(because=False)
+
+
+def _copy_binary(
     version_id: int, customer_col, rank_col, product_col, score_col, reason_col, because_col
-) -> str:
-    """COPY text-format lines. One %-format per row beat numpy string ufuncs 2.5× (float32 scores
-    print exactly with 9 significant digits); a missing because-product (-1, the last column)
-    becomes NULL in one replace over the whole text."""
-    line = f"{int(version_id)}\t%d\t%d\t%d\t%.9g\t%d\t%d\n"
-    text = "".join(
-        [
-            line % row
-            for row in zip(
-                customer_col.tolist(),
-                rank_col.tolist(),
-                product_col.tolist(),
-                score_col.tolist(),
-                reason_col.tolist(),
-                because_col.tolist(),
-                strict=True,
-            )
-        ]
-    )
-    return text.replace("\t-1\n", "\t\\N\n")
+) -> bytes:
+    """The rows in COPY's binary format (no header or trailer). Rows without a because-product
+    (NULL) have another layout, so they come as a second block: row order does not matter."""
+    has_because = because_col >= 0
+    blocks = []
+    for mask, dtype in ((has_because, _WITH_BECAUSE), (~has_because, _WITHOUT_BECAUSE)):
+        count = int(mask.sum())
+        if not count:
+            continue
+        records = np.empty(count, dtype=dtype)
+        records["count"] = len(_COPY_FIELDS)
+        for name, kind in _COPY_FIELDS:
+            records[f"{name}_len"] = np.dtype(kind).itemsize
+        records["version"] = version_id
+        records["customer"] = customer_col[mask]
+        records["rank"] = rank_col[mask]
+        records["product"] = product_col[mask]
+        records["score"] = score_col[mask]
+        records["reason"] = reason_col[mask]
+        if dtype is _WITH_BECAUSE:
+            records["because"] = because_col[mask]
+        else:
+            records["because_len"] = -1
+        blocks.append(records.tobytes())
+    return b"".join(blocks)
 
 
 def write_batch(
@@ -153,10 +188,10 @@ def write_batch(
     if not written:
         return 0
     if connection.vendor == "postgresql":
-        payload = _copy_text(version_id, *columns)
+        payload = COPY_HEADER + _copy_binary(version_id, *columns) + COPY_TRAILER
         with connection.cursor() as cursor:
             raw = cursor.cursor if hasattr(cursor, "cursor") else cursor
-            raw.copy_expert(COPY_SQL, io.StringIO(payload))
+            raw.copy_expert(COPY_SQL, io.BytesIO(payload))
     else:
         Recommendation.objects.bulk_create(
             [
@@ -197,7 +232,8 @@ def _delete_rows(version_id: int, customers: np.ndarray) -> None:
 
 COPY_SQL = (
     f"COPY {Recommendation._meta.db_table} "
-    "(model_version_id, customer_id, rank, product_id, score, reason, because_product_id) FROM STDIN"
+    "(model_version_id, customer_id, rank, product_id, score, reason, because_product_id) "
+    "FROM STDIN WITH (FORMAT binary)"
 )
 
 
@@ -212,11 +248,11 @@ class _StreamedCopy:
     def __init__(self, pieces) -> None:
         self._pieces = iter(pieces)
 
-    def read(self, size: int = -1) -> str:
+    def read(self, size: int = -1) -> bytes:
         for piece in self._pieces:
             if piece:
                 return piece
-        return ""
+        return b""
 
     readline = read
 
@@ -329,6 +365,7 @@ def _score_range(*, version: ModelVersion, chunk: ScoringChunk) -> int:
 
             def pieces():
                 nonlocal written
+                yield COPY_HEADER
                 for batch in batches:
                     keep = np.fromiter(
                         (exists[int(c)] for c in np.asarray(batch.user_ids).tolist()),
@@ -337,7 +374,8 @@ def _score_range(*, version: ModelVersion, chunk: ScoringChunk) -> int:
                     )
                     columns = _batch_columns(batch, keep_customer=keep, product_exists=catalog.product_exists)
                     written += len(columns[0])
-                    yield _copy_text(version.pk, *columns)
+                    yield _copy_binary(version.pk, *columns)
+                yield COPY_TRAILER
 
             with connection.cursor() as cursor:
                 raw = cursor.cursor if hasattr(cursor, "cursor") else cursor
