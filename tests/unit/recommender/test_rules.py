@@ -133,7 +133,9 @@ def test_batch_scoring_without_blocked_products_equals_masking_them(diversity):
         active=rng.random(len(ids)) > 0.1,
         promoted=(rng.random(len(ids)) > 0.8).astype(np.float32),
     )
-    model = make_recommender("als", {"factors": 8, "iterations": 5}, num_threads=1).fit(inter, catalog=catalog)
+    model = make_recommender("als", {"factors": 8, "iterations": 5}, num_threads=1).fit(
+        inter, catalog=catalog
+    )
     assert model.scores_column_subset
     rules = RecommendationRules(diversity=diversity, promoted_boost=0.5, repurchase_window_days=10)
     rows = np.r_[np.arange(inter.n_users), -1]  # and one customer the model does not know
