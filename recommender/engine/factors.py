@@ -30,6 +30,7 @@ class FactorRecommender(BaseRecommender):
 
     def _fit(self, matrix: sp.csr_matrix) -> None:
         self.model_ = self._make_model()
+        self._subset_factors = None  # (columns, factors of those columns) of the last batch job
         # implicit parallelises itself; a multi-threaded BLAS underneath only oversubscribes.
         with blas_controller().limit(limits=1, user_api="blas"):
             self.model_.fit(sp.csr_matrix(matrix, dtype=np.float32), show_progress=False)
