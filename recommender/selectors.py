@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from catalog.models import Product
 from customers.models import OrderLine
+from recommender.explanations import stored_explanation
 from recommender.models import Recommendation, RecommenderConfig
 
 POPULARITY_WINDOW_DAYS = 30
@@ -28,6 +29,10 @@ STORED_ROW_FIELDS = (
     "rank",
     "score",
     "explanation",
+    "reason",
+    "because_product",
+    "because_product__sku",
+    "because_product__name",
     *(f"product__{name}" for name in CARD_FIELDS),
 )
 
@@ -122,14 +127,14 @@ def recommendations_for(
         rows = (
             Recommendation.objects.filter(model_version_id=config.active_version_id, customer_id__in=ids)
             .filter(_product_filter(rules, prefix="product__"))
-            .select_related("product")
+            .select_related("product", "because_product")
             .only(*STORED_ROW_FIELDS)
             .order_by("customer_id", "rank")
         )
         for row in rows:
             bucket = result[row.customer_id]
             if len(bucket) < rules.n:
-                bucket.append(product_card(row.product, score=row.score, explanation=row.explanation or {}))
+                bucket.append(product_card(row.product, score=row.score, explanation=stored_explanation(row)))
     top_up_with_popular(result, rules=rules)
     return result
 

@@ -117,6 +117,9 @@ class BaseRecommender:
     # (factor models look their vector up), so a chunk's cold rows can be scored and overwritten.
     scores_known_rows_directly: ClassVar[bool] = False
     chunk_size: ClassVar[int] = 256
+    # Whether ``_score_columns`` scores only some products (the batch job leaves the products
+    # the rules block, out of stock or inactive, out of the computation instead of masking them).
+    scores_column_subset: ClassVar[bool] = False
 
     def __init__(self, *, num_threads: int = 0, seed: int = 42) -> None:
         self.num_threads = num_threads
@@ -150,6 +153,10 @@ class BaseRecommender:
 
     def _score(self, histories: sp.csr_matrix, users: np.ndarray) -> np.ndarray:
         """Dense float32 scores of every product for each history row (a fresh array)."""
+        raise NotImplementedError
+
+    def _score_columns(self, histories: sp.csr_matrix, users: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """``_score(histories, users)[:, columns]`` without scoring the other products."""
         raise NotImplementedError
 
     def _pair_weights(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -255,7 +262,9 @@ class BaseRecommender:
                 if unknown_any:
                     user_ids = user_ids.astype(object)
                     user_ids[users_chunk < 0] = None
-                yield self._rank_chunk(user_ids, users_chunk, hist, times, n, context, explain)
+                yield self._rank_chunk(
+                    user_ids, users_chunk, hist, times, n, context, explain, subset=self.scores_column_subset
+                )
 
     def _histories_matrix(self, histories, m: int) -> sp.csr_matrix:
         n_items = self.interactions_.n_items
@@ -289,34 +298,56 @@ class BaseRecommender:
         )
 
     def _chunk_scores(
-        self, histories: sp.csr_matrix, users: np.ndarray
+        self, histories: sp.csr_matrix, users: np.ndarray, columns: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Scores of a chunk with the cold-start fallback filled in, and which rows are warm."""
+        """Scores of a chunk with the cold-start fallback filled in, and which rows are warm.
+
+        With ``columns`` (a subset of products, ascending) the scores are of those products only.
+        """
+        if columns is None:
+            score = self._score
+        else:
+
+            def score(h, u):
+                return self._score_columns(h, u, columns)
+
         lengths = np.diff(histories.indptr)
         warm = lengths > 0
         cold_reasons = np.zeros(len(users), dtype=np.int8)
         if warm.all():
-            scores = self._score(histories, users)
+            scores = score(histories, users)
         else:
             cold = np.flatnonzero(~warm)
             fallback, reasons = self.fallback_.scores_for(users[cold])
+            if columns is not None:
+                fallback = fallback[:, columns]
             cold_reasons[cold] = reasons
             if warm.any() and self.scores_known_rows_directly and (users[cold] >= 0).all():
                 # Score every row and overwrite the few cold ones: gathering the warm rows and
                 # copying their scores into a fresh block moved the whole (chunk × products)
                 # block once more, a tenth of the batch scorer's time.
-                scores = self._score(histories, users)
+                scores = score(histories, users)
                 scores[cold] = fallback
             elif warm.any():
                 hot = np.flatnonzero(warm)
-                scores = np.empty((len(users), self.interactions_.n_items), dtype=np.float32)
-                scores[hot] = self._score(histories[hot], users[hot])
+                width = self.interactions_.n_items if columns is None else len(columns)
+                scores = np.empty((len(users), width), dtype=np.float32)
+                scores[hot] = score(histories[hot], users[hot])
                 scores[cold] = fallback
             else:
                 scores = fallback
         if not self.scores_cold_items and len(self.cold_items_):
-            scores[:, self.cold_items_] = -np.inf
+            if columns is None:
+                scores[:, self.cold_items_] = -np.inf
+            else:
+                scores[:, self._cold_positions(columns)] = -np.inf
         return scores, warm, cold_reasons
+
+    def _cold_positions(self, columns: np.ndarray) -> np.ndarray:
+        positions = np.searchsorted(columns, self.cold_items_)
+        inside = positions < len(columns)
+        positions, cold = positions[inside], self.cold_items_[inside]
+        return positions[columns[positions] == cold]
 
     def _rank_chunk(
         self,
@@ -328,14 +359,20 @@ class BaseRecommender:
         context: RuleContext,
         explain: bool,
         score_users: np.ndarray | None = None,
+        subset: bool = False,
     ) -> RecommendationBatch:
+        # The products the rules block are left out of the computation when the model can score a
+        # subset (batch scoring): scores, rules and top-n then work on the allowed columns only.
+        columns = context.allowed if subset and len(context.blocked) else None
         scores, warm, cold_reasons = self._chunk_scores(
-            histories, users if score_users is None else score_users
+            histories, users if score_users is None else score_users, columns
         )
-        context.apply(scores, histories, times)
+        context.apply(scores, histories, times, columns=columns)
         diversity = context.rules.diversity
         pool = n * context.rules.candidate_pool if diversity > 0 else n
         cols, vals = top_n(scores, pool)
+        if columns is not None:
+            cols = np.where(cols >= 0, columns[np.maximum(cols, 0)], -1).astype(np.int32)
         if diversity > 0:
             cols, vals = mmr_rerank(cols, vals, self.item_vectors(), n, diversity)
         if cols.shape[1] < n:  # a catalog smaller than n

@@ -30,6 +30,7 @@ class FactorRecommender(BaseRecommender):
 
     def _fit(self, matrix: sp.csr_matrix) -> None:
         self.model_ = self._make_model()
+        self._subset_factors = None  # (columns, factors of those columns) of the last batch job
         # implicit parallelises itself; a multi-threaded BLAS underneath only oversubscribes.
         with blas_controller().limit(limits=1, user_api="blas"):
             self.model_.fit(sp.csr_matrix(matrix, dtype=np.float32), show_progress=False)
@@ -54,11 +55,52 @@ class FactorRecommender(BaseRecommender):
         vectors[new] = self._fold_in(histories[new])
         return vectors
 
+    scores_column_subset = True
+
     def _score(self, histories: sp.csr_matrix, users: np.ndarray) -> np.ndarray:
         return self._user_vectors(histories, users) @ self.item_factors_t_
 
+    def _score_columns(self, histories: sp.csr_matrix, users: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        # The (factors × allowed products) block is gathered once per set of columns (one batch job).
+        cached = getattr(self, "_subset_factors", None)
+        if cached is None or not np.array_equal(cached[0], columns):
+            cached = (columns.copy(), np.ascontiguousarray(self.item_factors_t_[:, columns]))
+            self._subset_factors = cached
+        return self._user_vectors(histories, users) @ cached[1]
+
     def _pair_weights(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
         return np.einsum("ij,ij->i", self.unit_item_factors_[sources], self.unit_item_factors_[targets])
+
+    def _attribute_block(
+        self, histories: sp.csr_matrix, cols: np.ndarray, reasons: np.ndarray, because: np.ndarray
+    ) -> None:
+        """The base class's attribution as one batched product: each customer's owned products
+        (padded to the block's longest history) against their recommended ones, ``x_ui ·
+        cos(v_i, v_j)``, and the first best owned product per recommendation (history order,
+        as the segmented maximum picks it). Cheaper than gathering unique products and
+        looking each (owned, recommended) pair up in a dense block."""
+        m, n = cols.shape
+        lengths = np.diff(histories.indptr)
+        width = int(lengths.max()) if m else 0
+        if width == 0:
+            return
+        rows = np.repeat(np.arange(m), lengths)
+        slots = np.arange(histories.nnz) - np.repeat(histories.indptr[:-1], lengths)
+        owned = np.zeros((m, width), dtype=histories.indices.dtype)
+        owned[rows, slots] = histories.indices
+        weights = np.zeros((m, width), dtype=np.float32)
+        weights[rows, slots] = histories.data
+        padding = np.ones((m, width), dtype=bool)
+        padding[rows, slots] = False
+        unit = self.unit_item_factors_
+        pair = np.matmul(unit[owned], unit[np.maximum(cols, 0)].transpose(0, 2, 1))  # m × width × n
+        pair *= weights[:, :, None]
+        pair[padding] = -np.inf
+        best = pair.argmax(axis=1)
+        best_weight = np.take_along_axis(pair, best[:, None, :], axis=1)[:, 0, :]
+        explained = (best_weight > 0) & (cols >= 0)
+        because[explained] = np.take_along_axis(owned, best, axis=1)[explained]
+        reasons[explained] = self.attribution_reason
 
     def _pair_weight_block(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
         return self.unit_item_factors_[sources] @ self.unit_item_factors_[targets].T

@@ -95,6 +95,8 @@ class RuleContext:
             cols = interactions.item_columns(list(excluded))
             allowed[cols[cols >= 0]] = False
         self.blocked = np.flatnonzero(~allowed)
+        self.allowed = np.flatnonzero(allowed)
+        self._positions = None
         self.promoted = None
         if rules.promoted_boost and catalog is not None and catalog.promoted is not None:
             promoted = np.asarray(catalog.promoted, dtype=np.float32)
@@ -112,13 +114,16 @@ class RuleContext:
         scores: np.ndarray,
         histories: sp.csr_matrix,
         history_times: np.ndarray | None = None,
+        *,
+        columns: np.ndarray | None = None,
     ) -> None:
         """Mask and boost ``scores`` in place for the customers of one chunk.
 
         ``history_times`` (aligned with ``histories.data``, NaN where unknown) lets the
-        repurchase window re-admit products bought long enough ago.
+        repurchase window re-admit products bought long enough ago. ``columns``: the scores
+        are of these products only (``self.allowed``: the blocked ones were left out).
         """
-        if len(self.blocked):
+        if columns is None and len(self.blocked):
             scores[:, self.blocked] = -np.inf
         if self.rules.exclude_seen:
             lengths = np.diff(histories.indptr)
@@ -128,12 +133,24 @@ class RuleContext:
                 # NaN (time unknown) compares False, so such products stay excluded.
                 recent = ~(history_times < self.window_start)
                 rows, cols = rows[recent], cols[recent]
+            if columns is not None:
+                cols = self.positions(columns)[cols]
+                rows, cols = rows[cols >= 0], cols[cols >= 0]
             scores[rows, cols] = -np.inf
         if self.promoted is not None:
+            promoted = self.promoted if columns is None else self.promoted[columns]
             finite = np.where(np.isfinite(scores), np.abs(scores), 0.0)
             scale = finite.max(axis=1, keepdims=True)
             scale[scale == 0] = 1.0
-            scores += (self.rules.promoted_boost * scale) * self.promoted
+            scores += (self.rules.promoted_boost * scale) * promoted
+
+    def positions(self, columns: np.ndarray) -> np.ndarray:
+        """Each product's position among ``columns``, -1 if it is not one of them."""
+        if self._positions is None or self._positions[0] is not columns:
+            where = np.full(self.interactions.n_items, -1, dtype=np.int64)
+            where[columns] = np.arange(len(columns))
+            self._positions = (columns, where)
+        return self._positions[1]
 
 
 def mmr_rerank(

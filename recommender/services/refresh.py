@@ -17,7 +17,7 @@ from django.utils import timezone
 from customers.models import Event, EventType, Order
 from recommender.models import RecommenderConfig, TouchedCustomer
 from recommender.services import data
-from recommender.services.scoring import Explainer, _product_exists, prepare_model, rules_for, write_batch
+from recommender.services.scoring import _product_exists, prepare_model, rules_for, write_batch
 
 REFRESH_BATCH = 2000
 
@@ -60,7 +60,6 @@ def refresh_customers(*, customer_ids, config_id: int | None = None) -> dict:
     for config in configs:
         version = config.active_version
         model = prepare_model(version)
-        explainer = Explainer(model.interactions_.item_ids)
         exists = _product_exists(model.interactions_.item_ids)
         rules = rules_for(config)
         total = 0
@@ -71,9 +70,7 @@ def refresh_customers(*, customer_ids, config_id: int | None = None) -> dict:
                 np.asarray(chunk, dtype=np.int64), config.items_per_customer, rules=rules, histories=histories
             )
             with transaction.atomic():
-                total += write_batch(
-                    version_id=version.pk, batch=batch, explainer=explainer, product_exists=exists
-                )
+                total += write_batch(version_id=version.pk, batch=batch, product_exists=exists)
         written[config.name] = total
     return {"customers": len(ids), "rows": written}
 

@@ -23,9 +23,10 @@ from customers.models import Customer
 from recommender import selectors
 from recommender.engine.base import BaseRecommender
 from recommender.engine.types import REASON_TEXT, Reason
+from recommender.explanations import REASON_CODES, explanation_body, stored_explanation
 from recommender.models import ModelVersion, Recommendation, RecommenderConfig
 from recommender.services import artifacts, data
-from recommender.services.scoring import REASON_CODES, rules_for
+from recommender.services.scoring import rules_for
 
 FLAGS_TTL_SECONDS = 60.0
 UNKNOWN_CUSTOMER = -1
@@ -109,12 +110,14 @@ def _request_sql(*, by_name: bool) -> str:
                p.sku, p.name, p.url, p.image_url, p.price, p.currency, p.category_path, p.brand,
                (p.active
                 AND (NOT cfg.in_stock_only OR p.stock IS NULL OR p.stock > 0)
-                AND (%s IS NULL OR p.category_path = %s OR p.category_path LIKE %s ESCAPE '\\'))
+                AND (%s IS NULL OR p.category_path = %s OR p.category_path LIKE %s ESCAPE '\\')),
+               r.reason, r.because_product_id, bp.sku, bp.name
         FROM {config} cfg
         LEFT JOIN {customer} c
                ON c.external_id = %s AND c.deleted_at IS NULL AND c.erased_at IS NULL
         LEFT JOIN {version} r ON r.model_version_id = cfg.active_version_id AND r.customer_id = c.id
         LEFT JOIN {product} p ON p.id = r.product_id
+        LEFT JOIN {product} bp ON bp.id = r.because_product_id
         WHERE {which}
         ORDER BY r.rank
     """  # noqa: S608 - table names from model metadata; every value is a parameter
@@ -180,6 +183,9 @@ def recommendations_for_request(
             explanation = row[7]
             if isinstance(explanation, str):  # psycopg2 under Django hands jsonb over as text
                 explanation = json.loads(explanation)
+            if not explanation and (row[17] or row[18] is not None):
+                label = (row[19], row[20]) if row[19] is not None else None
+                explanation = explanation_body(row[17], row[18], label)
             cards.append(
                 selectors.product_card(_CardRow(*row[8:16]), score=row[6], explanation=explanation or {})
             )
@@ -380,12 +386,12 @@ def preview_for_customer(*, version: ModelVersion, external_id: str, n: int = 10
     if customer_pk is not None:
         rows = list(
             Recommendation.objects.filter(model_version=version, customer_id=customer_pk)
-            .select_related("product")
+            .select_related("product", "because_product")
             .order_by("rank")[:n]
         )
         if rows:
             items = [
-                selectors.product_card(row.product, score=row.score, explanation=row.explanation or {})
+                selectors.product_card(row.product, score=row.score, explanation=stored_explanation(row))
                 for row in rows
             ]
             return {"source": "stored", "items": items}

@@ -5,6 +5,8 @@ from django.utils import timezone
 
 from catalog.models import Product
 from customers.models import Customer, Order, OrderLine
+from recommender.engine.types import Reason
+from recommender.explanations import stored_explanation
 from recommender.models import ModelVersion, Recommendation, RecommenderConfig
 from recommender.selectors import RecommendationRules, recommendations_for
 
@@ -67,3 +69,44 @@ def test_fixed_query_count_for_a_batch(shop, django_assert_max_num_queries):
     _, alice, bob = shop
     with django_assert_max_num_queries(6):
         recommendations_for(customer_ids=[alice.pk, bob.pk], rules=RecommendationRules(n=4))
+
+
+def test_compact_explanations_are_rendered_when_read(shop, django_assert_max_num_queries):
+    """Rows stored as (reason, because-product) read as the JSON body the scorer used to store,
+    with the product's name as it is now; a deleted because-product gives the nameless text."""
+    products, alice, bob = shop
+    version = RecommenderConfig.objects.get(name="default").active_version
+    gone = Product.objects.create(sku="GONE", name="Gone soon", price=Decimal("1.00"))
+    rows = [
+        (1, products[0], Reason.BECAUSE_YOU_BOUGHT, products[3]),
+        (2, products[2], Reason.BECAUSE_YOU_BOUGHT, gone),
+    ]
+    rows.append((3, products[3], Reason.SIMILAR_CUSTOMERS, None))
+    for rank, product, reason, because in rows:
+        Recommendation.objects.create(
+            model_version=version,
+            customer=bob,
+            rank=rank,
+            product=product,
+            score=1.0,
+            reason=reason,
+            because_product=because,
+        )
+    Product.objects.filter(pk=products[3].pk).update(name="Lamp, renamed")
+    Product.objects.filter(pk=gone.pk).delete()
+    with django_assert_max_num_queries(6):
+        cards = recommendations_for(customer_ids=[bob.pk], rules=RecommendationRules(n=3))[bob.pk]
+    assert [(c["sku"], c["explanation"], c["because"]) for c in cards] == [
+        ("P0", "Because you bought Lamp, renamed", ["P3"]),
+        ("P2", "Because you bought ", []),
+        ("P3", "Customers with similar purchases bought this", []),
+    ]
+    stored = Recommendation.objects.select_related("because_product").get(customer=bob, rank=1)
+    assert stored_explanation(stored) == {
+        "reason": "because_you_bought",
+        "text": "Because you bought Lamp, renamed",
+        "because": ["P3"],
+    }
+    # A row with its own JSON body keeps it.
+    legacy = Recommendation.objects.select_related("because_product").get(customer=alice, rank=2)
+    assert stored_explanation(legacy) == {"text": "Because you bought Product 3", "because": ["P3"]}

@@ -29,5 +29,7 @@ version = registry.train(config_id=config.pk)
 assert version.status == "ready", version.error
 run = scoring.score_all(version_id=version.pk, promote_when_done=True)
 rows = Recommendation.objects.filter(model_version=version).count()
-explained = Recommendation.objects.filter(explanation__reason="because_you_bought").exists()
+explained = Recommendation.objects.filter(
+    reason=1, because_product__isnull=False
+).exists()  # because you bought
 print(f"vendor={connection.vendor} rows={rows} explained={explained}")

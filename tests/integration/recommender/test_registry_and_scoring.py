@@ -9,8 +9,10 @@ from django.db import connection
 from django.utils import timezone
 
 from access.models import AuditEntry
+from catalog.models import Product
 from customers.models import Customer, Event, Order, OrderLine
 from customers.signals import events_ingested
+from recommender.explanations import stored_explanation
 from recommender.models import (
     ModelVersion,
     Recommendation,
@@ -119,11 +121,17 @@ def test_score_all_rows_explanations_and_rules(shop, config):
     type(inactive).objects.filter(pk=inactive.pk).update(active=False)
     run = scoring.score_all(version_id=version.pk, chunk_customers=25)
     assert run.status == ScoringRun.Status.DONE and run.chunks_total == 3
-    rows = list(
-        Recommendation.objects.filter(model_version=version).values(
-            "customer_id", "rank", "product_id", "explanation"
-        )
-    )
+    stored = list(Recommendation.objects.filter(model_version=version).select_related("because_product"))
+    rows = [
+        {
+            "customer_id": r.customer_id,
+            "rank": r.rank,
+            "product_id": r.product_id,
+            "explanation": stored_explanation(r),
+            "raw": (r.reason, r.because_product_id, r.explanation),
+        }
+        for r in stored
+    ]
     assert len(rows) == run.rows_written == 300
     products = {r["product_id"] for r in rows}
     assert out_of_stock.pk not in products and inactive.pk not in products
@@ -138,6 +146,17 @@ def test_score_all_rows_explanations_and_rules(shop, config):
     assert explained[0]["text"].startswith("Because you bought ") and explained[0]["because"][0].startswith(
         "SKU-"
     )
+    # Stored compactly: a reason code and the because-product's id, no JSON body.
+    assert all(r["raw"][2] is None for r in rows)
+    because_you_bought = [r for r in rows if r["explanation"]["reason"] == "because_you_bought"]
+    product = Product.objects.get(pk=because_you_bought[0]["raw"][1])
+    assert because_you_bought[0]["explanation"] == {
+        "reason": "because_you_bought",
+        "text": f"Because you bought {product.name}",
+        "because": [product.sku],
+    }
+    others = [r for r in rows if r["explanation"]["reason"] != "because_you_bought"]
+    assert all(r["raw"][1] is None for r in others)
 
 
 def test_score_all_is_safe_to_run_twice_and_readers_see_only_the_active_version(shop, config):

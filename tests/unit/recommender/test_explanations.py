@@ -86,3 +86,35 @@ def test_batch_attribution_agrees_with_single_explanations():
                     assert single.reason != Reason.BECAUSE_YOU_BOUGHT
                 else:
                     assert inter.item_ids[batch.because[row, rank]] == single.items[0], (name, user, rank)
+
+
+def test_factor_models_batched_attribution_equals_the_segmented_maximum():
+    # Factor models attribute with one padded, batched product; on histories of very different
+    # lengths (padding in every block) it names the same products as the base class's
+    # segmented maximum over (customer, rank, owned product) entries.
+    from recommender.engine.base import BaseRecommender
+    from recommender.engine.weighting import interactions_from_log
+
+    from .conftest import taste_log
+
+    log = taste_log(n_users=120, n_items=60, per_user=12, seed=5)
+    heavy = np.isin(log.user_ids, np.unique(log.user_ids)[::4])  # a quarter keep their history
+    keep = heavy | (np.random.default_rng(1).random(len(log.user_ids)) < 0.3)
+    log = type(log)(user_ids=log.user_ids[keep], item_ids=log.item_ids[keep], timestamps=log.timestamps[keep])
+    inter = interactions_from_log(log)
+    lengths = np.diff(inter.matrix.indptr)
+    assert lengths.max() >= 3 * max(lengths.min(), 1)
+    for name in ("als", "bpr"):
+        model = make_recommender(name, {"factors": 8}, num_threads=1).fit(inter)
+        batch = model.recommend(inter.user_ids, n=6)
+        histories = inter.matrix[inter.user_rows(inter.user_ids)]
+        reasons = np.full(batch.items.shape, Reason.MATCHES_YOUR_TASTE, dtype=np.int8)
+        because = np.full(batch.items.shape, -1, dtype=np.int32)
+        for start in range(0, len(reasons), 64):  # the generic path, block by block
+            rows = slice(start, start + 64)
+            BaseRecommender._attribute_block(
+                model, histories[rows], batch.items[rows], reasons[rows], because[rows]
+            )
+        np.testing.assert_array_equal(batch.because, because, err_msg=name)
+        np.testing.assert_array_equal(batch.reasons, reasons, err_msg=name)
+        assert (because >= 0).mean() > 0.5

@@ -5,7 +5,8 @@ from recommender.engine.metrics import intra_list_diversity
 from recommender.engine.registry import make_recommender
 from recommender.engine.rules import RecommendationRules, mmr_rerank
 from recommender.engine.types import ItemCatalog
-from recommender.engine.weighting import build_interactions
+from recommender.engine.weighting import build_interactions, interactions_from_log
+from tests.unit.recommender.conftest import taste_log
 
 DAY = 86400.0
 
@@ -114,3 +115,38 @@ def test_rule_values_are_checked():
         RecommendationRules(diversity=1.5)
     with pytest.raises(ValueError):
         RecommendationRules(repurchase_window_days=-1)
+
+
+@pytest.mark.parametrize("diversity", [0.0, 0.3])
+def test_batch_scoring_without_blocked_products_equals_masking_them(diversity):
+    """The batch job leaves out-of-stock and inactive products out of the score computation;
+    the lists, reasons and explanations are those of scoring everything and masking them."""
+    log = taste_log(n_users=90, n_items=40, per_user=12, seed=3)
+    # Three products nobody bought: cold columns, masked unless the model scores cold products.
+    universe = [*sorted(set(log.item_ids.tolist())), "new-1", "new-2", "new-3"]
+    inter = interactions_from_log(log, item_universe=universe)
+    ids = inter.item_ids
+    rng = np.random.default_rng(7)
+    catalog = ItemCatalog(
+        item_ids=ids,
+        in_stock=rng.random(len(ids)) > 0.2,
+        active=rng.random(len(ids)) > 0.1,
+        promoted=(rng.random(len(ids)) > 0.8).astype(np.float32),
+    )
+    model = make_recommender("als", {"factors": 8, "iterations": 5}, num_threads=1).fit(
+        inter, catalog=catalog
+    )
+    assert model.scores_column_subset
+    rules = RecommendationRules(diversity=diversity, promoted_boost=0.5, repurchase_window_days=10)
+    rows = np.r_[np.arange(inter.n_users), -1]  # and one customer the model does not know
+    subset = list(model.iter_batches(rows, n=6, rules=rules, chunk_size=16))
+    model.scores_column_subset = False  # this model only: score every product, then mask
+    masked = list(model.iter_batches(rows, n=6, rules=rules, chunk_size=16))
+    blocked = np.flatnonzero(~(catalog.in_stock & catalog.active))
+    assert len(blocked)
+    for a, b in zip(subset, masked, strict=True):
+        assert not np.isin(a.items, blocked).any()
+        np.testing.assert_array_equal(a.items, b.items)
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
+        np.testing.assert_array_equal(a.reasons, b.reasons)
+        np.testing.assert_array_equal(a.because, b.because)
