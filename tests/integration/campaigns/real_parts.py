@@ -331,14 +331,15 @@ class CeleryWorker:
         except psutil.NoSuchProcess:
             return set()
 
-    def kill_pool_child(self, pid: int) -> None:
+    def kill_pool_child(self, pid: int, sig: int = signal.SIGKILL) -> None:
         """SIGKILL one pool child, as the out-of-memory killer does; the main process stays up.
 
-        Refuses any pid that is not a child of this worker's main process.
+        Refuses any pid that is not a child of this worker's main process. Another `sig`
+        (SIGSTOP, SIGCONT) lets a test freeze a child while it looks at what the child holds.
         """
         if pid not in self.pool_pids():
             raise ValueError(f"{pid} is not a pool child of worker {self.process.pid}")
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, sig)
 
     def cleanup(self) -> None:
         self.stop()

@@ -10,16 +10,22 @@ in the queue, and they are sent again with the same Message-ID.
 
 The test finds the busy child from the ledger: a claimed row's lease owner names the pid of the
 child that claimed it (host:pid:nonce), and the test checks with psutil that this pid is a pool
-child of the worker's main process before it sends SIGKILL to that pid alone.
+child of the worker's main process. It freezes that child (SIGSTOP) for a moment to read what the
+child holds without racing its last statement, then sends SIGKILL to that pid alone. Chunks take
+a tenth of a second against the local sink, so without the freeze a kill could land just after
+the chunk's results were written, or the rows read as lost could be written as sent a moment
+later.
 """
 
 from __future__ import annotations
 
 import re
+import signal
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import psutil
 import pytest
 from django.utils import timezone
 
@@ -53,19 +59,34 @@ class ChildKill:
     recovered_after: float | None = None  # every row the child held is sent
 
 
-def busy_child(worker, campaign) -> tuple[int, str] | None:
-    """The pool child holding a live lease on some of the campaign's rows, with its lease owner."""
-    children = worker.pool_pids()
-    owners = set(
-        Send.objects.filter(
-            campaign=campaign, state=SendState.SENDING, lease_expires_at__gt=timezone.now()
-        ).values_list("lease_owner", flat=True)
+def busy_child(worker, campaign, killed: set[int]) -> tuple[int, str] | None:
+    """The live pool child holding the most recently claimed chunk of the campaign, with its lease owner.
+
+    The newest chunk has the most of its work ahead of it (rendering, delivery), so the kill
+    lands before its results are written.
+    """
+    children = worker.pool_pids() - killed
+    leases = (
+        Send.objects.filter(campaign=campaign, state=SendState.SENDING, lease_expires_at__gt=timezone.now())
+        .values_list("lease_owner", "lease_expires_at")
+        .order_by("-lease_expires_at")
     )
-    for owner in sorted(owners):
+    for owner, _ in leases:
         pid = int(owner.rsplit(":", 2)[1])
         if pid in children:
-            return pid, owner
+            try:
+                if not dead(psutil.Process(pid)):
+                    return pid, owner
+            except psutil.NoSuchProcess:
+                continue
     return None
+
+
+def dead(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def send_batch_deliveries(log: str) -> Counter:
@@ -96,29 +117,36 @@ def test_pool_child_sigkilled_mid_chunk_3000(settings, smtp_sink, start_worker, 
         for kill in kills:
             if kill.resumed_after is None and count > kill.sink_count:
                 kill.resumed_after = now - kill.at
-            if kill.recovered_after is None and kill.rows:
-                held = Send.objects.filter(pk__in=kill.rows).exclude(state=SendState.SENT).exists()
-                if not held:
-                    kill.recovered_after = now - kill.at
+            if (
+                kill.recovered_after is None
+                and kill.rows
+                and not Send.objects.filter(pk__in=kill.rows).exclude(state=SendState.SENT).exists()
+            ):
+                kill.recovered_after = now - kill.at
         assert sends_worker.alive and sends_worker.process.pid == main_pid, sends_worker.output()[-3000:]
         if len(kills) == len(thresholds) or count < thresholds[len(kills)]:
             return
-        busy = busy_child(sends_worker, campaign)
+        busy = busy_child(sends_worker, campaign, {k.pid for k in kills})
         if busy is None:
             return
-        if kills and busy[0] == kills[-1].pid:
-            return  # not yet reaped by the pool
         pid, owner = busy
+        process = psutil.Process(pid)
+        # Freeze the child (SIGSTOP) and let any statement it had sent finish: what it holds now
+        # is what it will lose. A child caught between chunks (its results just written) is let go.
+        sends_worker.kill_pool_child(pid, signal.SIGSTOP)
+        time.sleep(0.2)
+        held = Send.objects.filter(lease_owner=owner, state=SendState.SENDING)
+        if not held.exists():
+            sends_worker.kill_pool_child(pid, signal.SIGCONT)
+            return
         sends_worker.kill_pool_child(pid)
         kill = ChildKill(pid=pid, owner=owner, at=time.monotonic(), sink_count=count)
         kills.append(kill)
-        # The child is dead: the rows still `sending` under its lease are the ones it lost.
-        deadline = time.monotonic() + 5
-        while pid in sends_worker.pool_pids() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        kill.rows = set(
-            Send.objects.filter(lease_owner=owner, state=SendState.SENDING).values_list("pk", flat=True)
-        )
+        deadline = time.monotonic() + 2
+        while not dead(process) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # Read before the lease can run out and the reconciler put the rows back in the queue.
+        kill.rows = set(held.values_list("pk", flat=True))
 
     counts = wait_until_final(campaign, 600, on_tick=on_tick)
     for _ in range(50):  # the last recovery is noticed on a tick; the final state is already there
