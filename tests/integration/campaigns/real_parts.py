@@ -320,6 +320,27 @@ class CeleryWorker:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def pool_pids(self) -> set[int]:
+        """The pids of the prefork pool's children of the running main process (empty when it is down)."""
+        import psutil
+
+        if not self.alive:
+            return set()
+        try:
+            return {child.pid for child in psutil.Process(self.process.pid).children()}
+        except psutil.NoSuchProcess:
+            return set()
+
+    def kill_pool_child(self, pid: int, sig: int = signal.SIGKILL) -> None:
+        """SIGKILL one pool child, as the out-of-memory killer does; the main process stays up.
+
+        Refuses any pid that is not a child of this worker's main process. Another `sig`
+        (SIGSTOP, SIGCONT) lets a test freeze a child while it looks at what the child holds.
+        """
+        if pid not in self.pool_pids():
+            raise ValueError(f"{pid} is not a pool child of worker {self.process.pid}")
+        os.kill(pid, sig)
+
     def cleanup(self) -> None:
         self.stop()
         with contextlib.suppress(OSError):
