@@ -16,6 +16,32 @@
     return input ? input.value : "";
   }
 
+  /* POST the parts to a preview endpoint; show template errors in `errors`, else hand the answer on. */
+  function requestPreview(url, body, form, state, errors, show) {
+    state.textContent = "rendering…";
+    fetch(url, {
+      method: "POST",
+      body: body,
+      credentials: "same-origin",
+      headers: { "X-CSRFToken": csrfToken(form) },
+    })
+      .then(function (r) { return r.json(); })
+      .then(function (data) {
+        errors.innerHTML = "";
+        if (data.errors) {
+          data.errors.forEach(function (e) {
+            var li = document.createElement("li");
+            li.textContent = (e.field || "template") + (e.line ? ", line " + e.line : "") + ": " + e.message;
+            errors.appendChild(li);
+          });
+          state.textContent = "template error";
+          return;
+        }
+        show(data);
+      })
+      .catch(function () { state.textContent = "preview unavailable"; });
+  }
+
   /* Audience: count the customers of the ticked segments. */
   function audienceCount() {
     var badge = document.querySelector("[data-audience-count-url]");
@@ -60,35 +86,16 @@
       var body = new FormData(form);
       var customer = document.getElementById("preview-customer");
       if (customer) body.set("customer", customer.value);
-      state.textContent = "rendering…";
-      fetch(form.dataset.livePreview, {
-        method: "POST",
-        body: body,
-        credentials: "same-origin",
-        headers: { "X-CSRFToken": csrfToken(form) },
-      })
-        .then(function (r) { return r.json(); })
-        .then(function (data) {
-          errors.innerHTML = "";
-          if (data.errors) {
-            data.errors.forEach(function (e) {
-              var li = document.createElement("li");
-              li.textContent = (e.field || "template") + (e.line ? ", line " + e.line : "") + ": " + e.message;
-              errors.appendChild(li);
-            });
-            state.textContent = "template error";
-            return;
-          }
-          var r = data.rendered;
-          ["subject", "preheader", "text", "push_title", "push_body", "push_url"].forEach(function (name) {
-            var el = document.getElementById("preview-" + name);
-            if (el) el.textContent = r[name] || "";
-          });
-          var frame = document.getElementById("preview-html");
-          if (frame) frame.srcdoc = r.html || "";
-          state.textContent = "up to date";
-        })
-        .catch(function () { state.textContent = "preview unavailable"; });
+      requestPreview(form.dataset.livePreview, body, form, state, errors, function (data) {
+        var r = data.rendered;
+        ["subject", "preheader", "text", "push_title", "push_body", "push_url"].forEach(function (name) {
+          var el = document.getElementById("preview-" + name);
+          if (el) el.textContent = r[name] || "";
+        });
+        var frame = document.getElementById("preview-html");
+        if (frame) frame.srcdoc = r.html || "";
+        state.textContent = "up to date";
+      });
     }, 400);
     form.querySelectorAll("textarea, input[type=text]").forEach(function (el) {
       el.addEventListener("input", render);
@@ -264,40 +271,21 @@
         var el = document.getElementById("id_variants-" + index + "-" + part);
         if (el && el.value) body.set(part, el.value);
       });
-      state.textContent = "rendering…";
-      fetch(box.dataset.inlinePreview, {
-        method: "POST",
-        body: body,
-        credentials: "same-origin",
-        headers: { "X-CSRFToken": csrfToken(form) },
-      })
-        .then(function (r) { return r.json(); })
-        .then(function (data) {
-          errors.innerHTML = "";
-          if (data.errors) {
-            data.errors.forEach(function (e) {
-              var li = document.createElement("li");
-              li.textContent = (e.field || "template") + (e.line ? ", line " + e.line : "") + ": " + e.message;
-              errors.appendChild(li);
-            });
-            state.textContent = "template error";
-            return;
-          }
-          var r = data.rendered;
-          var own = document.getElementById("id_variants-" + index + "-channel");
-          var push = ((own && own.value) || (channel ? channel.value : card.dataset.channel)) === "push";
-          document.getElementById("builder-preview-subject").textContent = push ? "" : r.subject || "";
-          document.getElementById("builder-preview-preheader").textContent = push ? "" : r.preheader || "";
-          document.getElementById("builder-preview-push_title").textContent = r.push_title || "";
-          document.getElementById("builder-preview-push_body").textContent = r.push_body || "";
-          document.getElementById("builder-preview-push").hidden = !push;
-          var frame = document.getElementById("builder-preview-html");
-          frame.hidden = push;
-          frame.srcdoc = r.html || "";
-          state.textContent = "for " + (data.customer || "a sample customer") + " · up to date";
-          box.dataset.rendered = select.value;
-        })
-        .catch(function () { state.textContent = "preview unavailable"; });
+      requestPreview(box.dataset.inlinePreview, body, form, state, errors, function (data) {
+        var r = data.rendered;
+        var own = document.getElementById("id_variants-" + index + "-channel");
+        var push = ((own && own.value) || (channel ? channel.value : card.dataset.channel)) === "push";
+        document.getElementById("builder-preview-subject").textContent = push ? "" : r.subject || "";
+        document.getElementById("builder-preview-preheader").textContent = push ? "" : r.preheader || "";
+        document.getElementById("builder-preview-push_title").textContent = r.push_title || "";
+        document.getElementById("builder-preview-push_body").textContent = r.push_body || "";
+        document.getElementById("builder-preview-push").hidden = !push;
+        var frame = document.getElementById("builder-preview-html");
+        frame.hidden = push;
+        frame.srcdoc = r.html || "";
+        state.textContent = "for " + (data.customer || "a sample customer") + " · up to date";
+        box.dataset.rendered = select.value;
+      });
     }, 400);
     var group = document.getElementById("variants-group");
     if (group) {

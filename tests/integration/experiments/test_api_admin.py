@@ -6,6 +6,7 @@ import pytest
 
 from campaigns.models import Send
 from experiments.models import Experiment, ExperimentState
+from tests.integration.admin_forms import admin_form_data
 from tests.integration.campaigns import scenario
 from tests.integration.experiments.conftest import engaged_experiment
 
@@ -172,36 +173,11 @@ def test_admin_campaign_page_creates_the_experiment_inline(client, admin_user):
     assert Experiment.objects.count() == 0
 
 
-def _form_data(response) -> dict:
-    """What the browser would post back: every field of the admin form and its inlines as rendered."""
-    data = {}
-
-    def add(form):
-        for bound in form:
-            value = bound.value()
-            if value is None or value is False:
-                continue
-            if isinstance(value, list | tuple):
-                data[bound.html_name] = [str(v) for v in value]
-            elif value is True:
-                data[bound.html_name] = "on"
-            else:
-                data[bound.html_name] = str(value)
-
-    add(response.context["adminform"].form)
-    for inline in response.context["inline_admin_formsets"]:
-        formset = inline.formset
-        add(formset.management_form)
-        for form in formset.forms:
-            add(form)
-    return data
-
-
 def test_the_experiment_is_designed_on_the_campaign_page_and_checked(client, admin_user):
     client.force_login(admin_user)
     draft = scenario.make_campaign(None, variants=2)
     url = f"/admin/campaigns/campaign/{draft.pk}/change/"
-    data = _form_data(client.get(url))
+    data = admin_form_data(client.get(url))
     b = draft.variants.get(name="B")
     data.update(
         {

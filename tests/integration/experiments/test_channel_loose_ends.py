@@ -13,6 +13,7 @@ import pytest
 
 from campaigns.models import TestSend
 from experiments.models import Experiment
+from tests.integration.admin_forms import admin_form_data
 from tests.integration.campaigns import scenario
 from tests.integration.campaigns.conftest import push_receiver as push_receiver  # noqa: F401
 from tests.integration.experiments import dimensions as d
@@ -20,30 +21,6 @@ from tests.integration.experiments import dimensions as d
 pytestmark = pytest.mark.django_db
 
 OPEN_RATE_ERROR = "Opens are not tracked for push"
-
-
-def change_form_data(response) -> dict:
-    """What the change page would post back unchanged: every bound field's current value."""
-    data = {}
-
-    def add(form):
-        for bound in form:
-            value = bound.value()
-            if value is None or value is False:
-                continue
-            if isinstance(value, list | tuple):
-                data[bound.html_name] = [str(v) for v in value]
-            elif value is True:
-                data[bound.html_name] = "on"
-            else:
-                data[bound.html_name] = str(value)
-
-    add(response.context["adminform"].form)
-    for inline in response.context["inline_admin_formsets"]:
-        add(inline.formset.management_form)
-        for form in inline.formset.forms:
-            add(form)
-    return data
 
 
 def prefix_of(data: dict, name: str) -> str:
@@ -70,7 +47,7 @@ def test_one_save_moving_a_variant_to_push_under_open_rate_gets_a_field_error(cl
     client.force_login(admin_user)
     campaign = d.experiment_campaign(scenario.make_customers(2), variants=[{}, {}], metric="open_rate")
     url = f"/admin/campaigns/campaign/{campaign.pk}/change/"
-    data = change_form_data(client.get(url))
+    data = admin_form_data(client.get(url))
     b = prefix_of(data, "B")
 
     data[b + "channel"] = "push"
@@ -93,7 +70,7 @@ def test_the_check_reads_this_saves_channels_not_the_saved_ones(client, admin_us
     client.force_login(admin_user)
     campaign = d.experiment_campaign(scenario.make_customers(2), variants=[{}, {"channel": "push"}])
     url = f"/admin/campaigns/campaign/{campaign.pk}/change/"
-    data = change_form_data(client.get(url))
+    data = admin_form_data(client.get(url))
     b, e = prefix_of(data, "B"), experiment_prefix(data)
 
     # Open rate while B is saved as push, but B goes back to email in the same save: accepted.
@@ -106,7 +83,7 @@ def test_the_check_reads_this_saves_channels_not_the_saved_ones(client, admin_us
     )
 
     # The campaign's own channel moved to push: variants without a channel of their own follow it.
-    data = change_form_data(client.get(url))
+    data = admin_form_data(client.get(url))
     data.update({"channel": "push", prefix_of(data, "B") + "channel": ""})
     refused = client.post(url, data)
     assert refused.status_code == 200
@@ -115,7 +92,7 @@ def test_the_check_reads_this_saves_channels_not_the_saved_ones(client, admin_us
     assert campaign.channel == "email"
 
     # A variant deleted in the same save is not checked.
-    data = change_form_data(client.get(url))
+    data = admin_form_data(client.get(url))
     b = prefix_of(data, "B")
     data.update({b + "channel": "push", b + "DELETE": "on"})
     saved = client.post(url, data)
@@ -128,7 +105,7 @@ def test_a_new_campaign_with_a_push_variant_and_an_open_rate_experiment_is_refus
 
     client.force_login(admin_user)
     url = "/admin/campaigns/campaign/add/"
-    data = change_form_data(client.get(url))
+    data = admin_form_data(client.get(url))
     data.update(
         {
             "name": "Channel test",

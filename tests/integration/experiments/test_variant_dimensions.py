@@ -22,6 +22,7 @@ from campaigns.services.sending import send_campaign_chunks
 from customers.models import ConsentAction
 from customers.services import record_consent
 from experiments.models import Experiment
+from tests.integration.admin_forms import admin_form_data
 from tests.integration.campaigns import scenario
 from tests.integration.campaigns.conftest import push_receiver as push_receiver  # noqa: F401
 from tests.integration.experiments import dimensions as d
@@ -335,36 +336,13 @@ def test_variant_fields_over_the_api_with_field_errors(api, send_settings):
     )
 
 
-def _form_data(response) -> dict:
-    data = {}
-
-    def add(form):
-        for bound in form:
-            value = bound.value()
-            if value is None or value is False:
-                continue
-            if isinstance(value, list | tuple):
-                data[bound.html_name] = [str(v) for v in value]
-            elif value is True:
-                data[bound.html_name] = "on"
-            else:
-                data[bound.html_name] = str(value)
-
-    add(response.context["adminform"].form)
-    for inline in response.context["inline_admin_formsets"]:
-        add(inline.formset.management_form)
-        for form in inline.formset.forms:
-            add(form)
-    return data
-
-
 def test_the_admin_variant_form_sets_channel_time_and_recommender(client, admin_user, send_settings):
     client.force_login(admin_user)
     customers = scenario.make_customers(2)
     knn = d.recommender("item-knn", customers, d.products("knn", 2))
     campaign = d.experiment_campaign(customers, variants=[{}, {}])
     url = f"/admin/campaigns/campaign/{campaign.pk}/change/"
-    data = _form_data(client.get(url))
+    data = admin_form_data(client.get(url))
     index = {data[k]: k.split("-")[1] for k in data if k.startswith("variants-") and k.endswith("-name")}
     b = f"variants-{index['B']}-"
     data.update({b + "channel": "push", b + "send_local_time": "18:00", b + "send_delay_minutes": "30"})
