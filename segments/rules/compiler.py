@@ -42,7 +42,14 @@ from django.db.models.fields.json import KeyTextTransform, KeyTransform, compile
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from segments.models import ROLLUP_EVENT_TYPES, ROLLUP_WINDOW_EVENT_TYPES, ROLLUP_WINDOWS, rollup_column
+from segments.models import (
+    ROLLUP_CONSENT_CHANNELS,
+    ROLLUP_EVENT_TYPES,
+    ROLLUP_FEATURE_COLUMNS,
+    ROLLUP_WINDOW_EVENT_TYPES,
+    ROLLUP_WINDOWS,
+    rollup_column,
+)
 from segments.rollups import Snapshot
 from segments.rules import fields as f
 from segments.rules.errors import RuleValidationError
@@ -61,13 +68,24 @@ class Compiler:
 
     # --- tree -----------------------------------------------------------------------------
     def compile(self, node) -> Q:
-        if self.rollups is not None and isinstance(node, Group | Not):
+        if self.rollups is not None:
             tree = self._rollup_tree(node)
             if tree is not None:
                 self.used_rollups = True
                 return _rollup_filter(*tree)
         if isinstance(node, Group):
-            parts = [self.compile(child) for child in node.children]
+            children = list(node.children)
+            parts = []
+            if self.rollups is not None:
+                # The children the rollup row answers, as one predicate (one scan of the table);
+                # the others compiled apart.
+                answered = [(child, self._rollup_tree(child)) for child in children]
+                trees = [tree for _, tree in answered if tree is not None]
+                if len(trees) > 1:
+                    self.used_rollups = True
+                    parts.append(_rollup_filter(*_join_trees(node.kind, trees)))
+                    children = [child for child, tree in answered if tree is None]
+            parts += [self.compile(child) for child in children]
             if node.kind == "any" and any(part == EVERYONE for part in parts):
                 return EVERYONE
             parts = [part for part in parts if part != EVERYONE]
@@ -411,6 +429,10 @@ class Compiler:
         """A whole subtree of rollup conditions as one predicate over the rollup row (one scan of
         the table instead of one per condition), or None."""
         if isinstance(node, Condition):
+            if node.family == "consent":
+                return self._consent_predicate(node)
+            if node.family == "features":
+                return self._features_predicate(node)
             leaf = None
             if node.family == "event":
                 leaf = self._event_leaf(node)
@@ -424,12 +446,47 @@ class Compiler:
             parts = [self._rollup_tree(child) for child in node.children]
             if any(part is None for part in parts):
                 return None
-            joiner = " AND " if node.kind == "all" else " OR "
-            sql = joiner.join(f"({part[0]})" for part in parts)
-            params = [p for part in parts for p in part[1]]
-            zero = all(p[2] for p in parts) if node.kind == "all" else any(p[2] for p in parts)
-            return sql, params, zero
+            return _join_trees(node.kind, parts)
         return None
+
+    def _consent_predicate(self, c: Condition) -> tuple[str, list, bool] | None:
+        """`_consent` over the rollup row's copy of the channel's status (NULL: no consent row)."""
+        if c.column not in ROLLUP_CONSENT_CHANNELS:
+            return None
+        column = f"consent_{c.column}"
+        if c.op in ("is_set", "is_not_set"):
+            return f"{column} IS {'NOT ' if c.op == 'is_set' else ''}NULL", [], c.op == "is_not_set"
+        wanted = [c.value] if c.op in ("eq", "neq") else list(c.value)
+        states = [s for s in wanted if s != "none"]
+        parts, params = [], []
+        if states:
+            parts.append(f"coalesce({column} IN ({', '.join(['%s'] * len(states))}), false)")
+            params += states
+        if "none" in wanted:
+            parts.append(f"{column} IS NULL")
+        sql = " OR ".join(parts) if parts else "false"
+        zero = "none" in wanted
+        if c.op in ("neq", "not_in"):
+            return f"NOT ({sql})", params, not zero
+        return sql, params, zero
+
+    def _features_predicate(self, c: Condition) -> tuple[str, list, bool] | None:
+        """`_features` over the rollup row's copy of the features columns (NULL: no features row):
+        the same comparisons, a NULL never matching a positive one."""
+        if c.column not in ROLLUP_FEATURE_COLUMNS:
+            return None
+        if c.op in ("neq", "not_in", "is_not_set"):
+            positive = {"neq": "eq", "not_in": "in", "is_not_set": "is_set"}[c.op]
+            inner = self._features_predicate(replace(c, op=positive))
+            return None if inner is None else (f"NOT ({inner[0]})", inner[1], not inner[2])
+        column = c.column
+        if c.op == "is_set":
+            sql, params = (f"{column} <> ''", []) if c.type == f.STRING else (f"{column} IS NOT NULL", [])
+        elif c.op in ("eq", "in", "gt", "gte", "lt", "lte", "between"):
+            sql, params = _sql_compare(column, c.op, c.value)
+        else:  # the text operators (contains...) stay on the features table
+            return None
+        return f"coalesce({sql}, false)", params, False
 
     def _rollup_sum(self, leaf: RollupLeaf) -> Q:
         """A count or a sum over a window whose start moved since as_of, corrected with one raw slice.
@@ -539,6 +596,15 @@ class RollupLeaf:
     days: int | None = None
     slices: RawSlices | None = None
     value: str = "1"  # what one raw row adds to the sum: 1 or its total
+
+
+def _join_trees(kind: str, parts: list[tuple[str, list, bool]]) -> tuple[str, list, bool]:
+    """Predicates over the rollup row joined by a group's `all` (AND) or `any` (OR)."""
+    joiner = " AND " if kind == "all" else " OR "
+    sql = joiner.join(f"({part[0]})" for part in parts)
+    params = [p for part in parts for p in part[1]]
+    zero = all(p[2] for p in parts) if kind == "all" else any(p[2] for p in parts)
+    return sql, params, zero
 
 
 def _rollup_filter(predicate: str, params: list, holds_without_row: bool) -> Q:
