@@ -161,13 +161,20 @@ def _insert_sql(scoped: bool, table: str = TABLE) -> str:
 def sync_features(*, cursor) -> int:
     """Copy the features table's columns into the rollup rows, in the features run's transaction
     (so no reader sees new features with old rollups); only rows whose values changed are written.
-    Customers without a rollup row read NULL, as a customer without a features row does, until the
-    next rebuild gives them one; a customer created since has no features either."""
+    A customer with features but no rollup row yet (created since the rebuild) gets a whole row."""
     if not enabled():
         return 0
     cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", list(LOCK))
-    if not RollupState.objects.filter(pk=1).exists():
+    as_of = RollupState.objects.filter(pk=1).values_list("as_of", flat=True).first()
+    if as_of is None:
         return 0
+    cursor.execute(
+        f"SELECT array_agg(f.customer_id) FROM {FEATURES} f "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {TABLE} r WHERE r.customer_id = f.customer_id)"
+    )
+    missing = cursor.fetchone()[0] or []
+    if missing:
+        cursor.execute(_insert_sql(scoped=True), _params(as_of, missing))
     targets = ", ".join(f"{col} = f.{col}" for col in ROLLUP_FEATURE_COLUMNS)
     ours = ", ".join(f"r.{col}" for col in ROLLUP_FEATURE_COLUMNS)
     theirs = ", ".join(f"f.{col}" for col in ROLLUP_FEATURE_COLUMNS)
@@ -175,7 +182,7 @@ def sync_features(*, cursor) -> int:
         f"UPDATE {TABLE} r SET {targets} FROM {TABLE} r0 LEFT JOIN {FEATURES} f ON f.customer_id = r0.customer_id "
         f"WHERE r0.customer_id = r.customer_id AND ({ours}) IS DISTINCT FROM ({theirs})"
     )
-    return cursor.rowcount
+    return cursor.rowcount + len(missing)
 
 
 def _params(as_of: datetime, ids: list[int] | None = None) -> dict:

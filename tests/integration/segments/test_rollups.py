@@ -415,7 +415,17 @@ def test_consent_changes_and_features_runs_keep_the_rollup_facts_exact(django_ca
     assert CustomerRollup.objects.get(customer=target).consent_email == "withdrawn"
     assert_same("consent changes drained")
 
-    # A features run rewrites the features table: the rollup rows follow in the same transaction.
+    # A features run rewrites the features table: the rollup rows follow in the same transaction,
+    # and a customer created since the rebuild (no rollup row yet) gets a whole row.
+    newcomer = CustomerFactory(external_id="newcomer", country="GB")
+    Order.objects.create(
+        external_id="o-newcomer",
+        customer=newcomer,
+        status="paid",
+        placed_at=AS_OF - timedelta(days=2),
+        total=90,
+    )
+    assert not CustomerRollup.objects.filter(customer=newcomer).exists()
     CustomerFeatures.objects.all().delete()
     compute_features(as_of=AS_OF)
     written = dict(CustomerFeatures.objects.values_list("customer_id", "rfm_group"))
@@ -424,4 +434,5 @@ def test_consent_changes_and_features_runs_keep_the_rollup_facts_exact(django_ca
         CustomerRollup.objects.filter(customer_id__in=written).values_list("customer_id", "rfm_group")
     ) == (written)
     assert not CustomerRollup.objects.exclude(customer_id__in=written).exclude(rfm_group=None).exists()
+    assert CustomerRollup.objects.get(customer=newcomer).order_count == 1
     assert_same("after a features run")
