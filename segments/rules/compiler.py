@@ -731,7 +731,8 @@ def matching_customers(
 
     Without a scope, order and event conditions the rollups answer read them, except for the
     customers touched since their rollup was computed: those read the raw rows (the rule is
-    compiled twice, and the second copy is scoped to the touched customers, so it stays cheap).
+    compiled twice, and the second copy is scoped to the touched customers, so it stays cheap);
+    when no customer is touched, the first copy alone.
     """
     from customers.models import Customer
     from segments import rollups
@@ -744,7 +745,12 @@ def matching_customers(
             raise RuleValidationError(result.errors)
         compiler = Compiler(now=now, rollups=snapshot)
         fast = compiler.compile(result.node)
-        if compiler.used_rollups:
+        # Nobody touched (every committed change is in the rollups or not yet noted, as always):
+        # the rule alone, an AND of semi-joins the planner turns into (parallel) hash joins. The
+        # split below is an OR, which keeps every subquery a per-row hashed lookup instead (about
+        # 0.6 s against 1.0 s for the benchmark's preview on 1M customers). A customer touched
+        # after this check is refreshed again by the drain that its touch queues.
+        if compiler.used_rollups and TouchedCustomer.objects.exists():
             touched_ids = TouchedCustomer.objects.values("customer_id")
             raw = Compiler(now=now, scope=touched_ids).compile(result.node)
             touched = Q(Exists(TouchedCustomer.objects.filter(customer_id=OuterRef("pk"))))

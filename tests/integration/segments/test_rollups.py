@@ -270,6 +270,7 @@ def test_rollups_answer_exactly_what_the_raw_rows_answer():
     assert all(uses_rollups(rule, AS_OF) for rule in RULES)
     # a subtree of rollup conditions is one scan of the rollup table
     assert str(matching_customers(SUBTREE_RULE, now=AS_OF).query).count("segments_customerrollup") == 1
+    assert "segments_touchedcustomer" not in str(matching_customers(SUBTREE_RULE, now=AS_OF).query)
     assert_same("after the rebuild")
 
     # New orders (a return among them) and events, not yet drained: read raw for those customers.
@@ -298,6 +299,8 @@ def test_rollups_answer_exactly_what_the_raw_rows_answer():
     )
     services.record_touched(event_ids=[late.pk])
     assert TouchedCustomer.objects.count() == 3
+    # touched customers read raw (the split); with nobody touched, the rule is compiled once
+    assert "segments_touchedcustomer" in str(matching_customers(SUBTREE_RULE, now=AS_OF).query)
     assert_same("touched, not drained")
 
     # The drain refreshes their rollups, then their segments, then forgets them.
