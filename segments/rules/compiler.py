@@ -65,6 +65,7 @@ class Compiler:
         self.scope = scope  # a list of customer ids, or a queryset of them
         self.rollups = rollups
         self.used_rollups = False
+        self._slices = 0  # window slices joined so far (their aliases)
 
     # --- tree -----------------------------------------------------------------------------
     def compile(self, node) -> Q:
@@ -396,36 +397,57 @@ class Compiler:
             return RollupLeaf(c, "aov", ["order_revenue", "order_count"])
         return RollupLeaf(c, "time", [f"order_{kind}"])
 
-    def _leaf_predicate(self, leaf: RollupLeaf) -> tuple[str, list, bool] | None:
-        """(SQL over one rollup row, its parameters, whether it holds for a customer without a row);
-        None when the window needs a raw slice (`now` is not the rollups' as_of)."""
+    def _leaf_predicate(self, leaf: RollupLeaf) -> Tree:
+        """(SQL over one rollup row, its parameters, whether it holds for a customer without a row,
+        the slices it joins to the row)."""
         c = leaf.condition
         if leaf.kind == "sum":
-            if leaf.days is not None and self.cutoff(leaf.days) != self.rollups.as_of - timedelta(
-                days=leaf.days
-            ):
-                return None
             op, target = c.op, c.value
             if op in f.SET_OPS:  # "has matching rows": a count above zero
                 op, target = ("gt", 0) if op == "is_set" else ("lte", 0)
             total = " + ".join(f"coalesce({column}, 0)" for column in leaf.columns)
+            joins = []
+            if leaf.days is not None:
+                start_rule = self.cutoff(leaf.days)
+                start_kept = self.rollups.as_of - timedelta(days=leaf.days)
+                if start_rule != start_kept:
+                    joins = [self._slice_join(leaf, start_rule, start_kept)]
+                    total = f"{total} + coalesce({joins[0][2]}.v, 0)"
             sql, params = _sql_compare(total, op, target)
-            return sql, params, self.holds_for(op, target, 0)
+            return sql, params, self.holds_for(op, target, 0), joins
         if leaf.kind == "aov":
             sql, params = _sql_compare("(order_revenue / order_count)", c.op, c.value)
         else:
             sql, params = _sql_compare_time(leaf.columns[0], c.op, c.value, self.now)
         # No value (NULL) never matches a comparison; NOT of it must then hold, so no NULL escapes.
-        return f"coalesce({sql}, false)", params, False
+        return f"coalesce({sql}, false)", params, False, []
+
+    def _slice_join(
+        self, leaf: RollupLeaf, start_rule: datetime, start_kept: datetime
+    ) -> tuple[str, list, str]:
+        """A window whose start moved since as_of, corrected with one raw slice joined to the row.
+
+        A windowed column holds the rows since as_of - days; the rule wants those since now - days:
+        the rows between the two starts are subtracted (now after as_of) or added (before), summed
+        per customer (few: the slice is as long as now - as_of) and LEFT JOINed to the rollup row,
+        so the condition stays part of the one scan of the rollup table."""
+        self._slices += 1
+        alias = f"slice{self._slices}"
+        low, high, sign = (
+            (start_kept, start_rule, "-") if start_rule > start_kept else (start_rule, start_kept, "")
+        )
+        part = leaf.slices.select(f"{sign}{leaf.value}", low, high)
+        sql = (
+            f"LEFT JOIN (SELECT customer_id, sum(v) AS v FROM ({part}) p GROUP BY customer_id) {alias} "
+            f"ON {alias}.customer_id = rollup.customer_id"
+        )
+        return sql, [*leaf.slices.params, low, high], alias
 
     def _leaf_q(self, leaf: RollupLeaf) -> Q:
         self.used_rollups = True
-        predicate = self._leaf_predicate(leaf)
-        if predicate is not None:
-            return _rollup_filter(*predicate)
-        return self._rollup_sum(leaf)
+        return _rollup_filter(*self._leaf_predicate(leaf))
 
-    def _rollup_tree(self, node) -> tuple[str, list, bool] | None:
+    def _rollup_tree(self, node) -> Tree | None:
         """A whole subtree of rollup conditions as one predicate over the rollup row (one scan of
         the table instead of one per condition), or None."""
         if isinstance(node, Condition):
@@ -441,7 +463,7 @@ class Compiler:
             return None if leaf is None else self._leaf_predicate(leaf)
         if isinstance(node, Not):
             inner = self._rollup_tree(node.child)
-            return None if inner is None else (f"NOT ({inner[0]})", inner[1], not inner[2])
+            return None if inner is None else (f"NOT ({inner[0]})", inner[1], not inner[2], inner[3])
         if isinstance(node, Group) and node.children:
             parts = [self._rollup_tree(child) for child in node.children]
             if any(part is None for part in parts):
@@ -449,13 +471,13 @@ class Compiler:
             return _join_trees(node.kind, parts)
         return None
 
-    def _consent_predicate(self, c: Condition) -> tuple[str, list, bool] | None:
+    def _consent_predicate(self, c: Condition) -> Tree | None:
         """`_consent` over the rollup row's copy of the channel's status (NULL: no consent row)."""
         if c.column not in ROLLUP_CONSENT_CHANNELS:
             return None
         column = f"consent_{c.column}"
         if c.op in ("is_set", "is_not_set"):
-            return f"{column} IS {'NOT ' if c.op == 'is_set' else ''}NULL", [], c.op == "is_not_set"
+            return f"{column} IS {'NOT ' if c.op == 'is_set' else ''}NULL", [], c.op == "is_not_set", []
         wanted = [c.value] if c.op in ("eq", "neq") else list(c.value)
         states = [s for s in wanted if s != "none"]
         parts, params = [], []
@@ -467,10 +489,10 @@ class Compiler:
         sql = " OR ".join(parts) if parts else "false"
         zero = "none" in wanted
         if c.op in ("neq", "not_in"):
-            return f"NOT ({sql})", params, not zero
-        return sql, params, zero
+            return f"NOT ({sql})", params, not zero, []
+        return sql, params, zero, []
 
-    def _features_predicate(self, c: Condition) -> tuple[str, list, bool] | None:
+    def _features_predicate(self, c: Condition) -> Tree | None:
         """`_features` over the rollup row's copy of the features columns (NULL: no features row):
         the same comparisons, a NULL never matching a positive one."""
         if c.column not in ROLLUP_FEATURE_COLUMNS:
@@ -478,7 +500,7 @@ class Compiler:
         if c.op in ("neq", "not_in", "is_not_set"):
             positive = {"neq": "eq", "not_in": "in", "is_not_set": "is_set"}[c.op]
             inner = self._features_predicate(replace(c, op=positive))
-            return None if inner is None else (f"NOT ({inner[0]})", inner[1], not inner[2])
+            return None if inner is None else (f"NOT ({inner[0]})", inner[1], not inner[2], inner[3])
         column = c.column
         if c.op == "is_set":
             sql, params = (f"{column} <> ''", []) if c.type == f.STRING else (f"{column} IS NOT NULL", [])
@@ -486,46 +508,7 @@ class Compiler:
             sql, params = _sql_compare(column, c.op, c.value)
         else:  # the text operators (contains...) stay on the features table
             return None
-        return f"coalesce({sql}, false)", params, False
-
-    def _rollup_sum(self, leaf: RollupLeaf) -> Q:
-        """A count or a sum over a window whose start moved since as_of, corrected with one raw slice.
-
-        A windowed column holds the rows since as_of - days; the rule wants those since now - days:
-        the rows between the two starts are subtracted (now after as_of) or added (before). Customers
-        with rows in that slice (few: it is as long as now - as_of) are summed apart; the others are
-        a plain filter of the rollup table, with no grouping.
-        """
-        from segments.models import CustomerRollup
-
-        c, days, slices = leaf.condition, leaf.days, leaf.slices
-        op, target = c.op, c.value
-        if op in f.SET_OPS:
-            op, target = ("gt", 0) if op == "is_set" else ("lte", 0)
-        complement = self.holds_for(op, target, 0)  # then select who fails, and exclude them
-        table = CustomerRollup._meta.db_table
-        total = " + ".join(f"coalesce({column}, 0)" for column in leaf.columns)
-        predicate, predicate_params = _sql_compare(total, op, target)
-        summed, summed_params = _sql_compare("sum(v)", op, target)
-        if complement:
-            predicate, summed = f"NOT ({predicate})", f"NOT ({summed})"
-        start_rule, start_kept = self.cutoff(days), self.rollups.as_of - timedelta(days=days)
-        low, high, sign = (
-            (start_kept, start_rule, "-") if start_rule > start_kept else (start_rule, start_kept, "")
-        )
-        part = slices.select(f"{sign}{leaf.value}", low, high)
-        part_params = [*slices.params, low, high]
-        sql = (
-            f"SELECT r.customer_id FROM {table} r WHERE {predicate} "
-            f"AND NOT EXISTS (SELECT 1 FROM ({part}) s WHERE s.customer_id = r.customer_id) "
-            f"UNION ALL SELECT customer_id FROM ("
-            f"SELECT customer_id, {total} AS v FROM {table} "
-            f"WHERE customer_id IN (SELECT customer_id FROM ({part}) s) UNION ALL {part}"
-            f") u GROUP BY customer_id HAVING {summed}"
-        )
-        params = [*predicate_params, *part_params, *part_params, *part_params, *summed_params]
-        matched = Q(pk__in=RawSQL(sql, tuple(params)))
-        return ~matched if complement else matched
+        return f"coalesce({sql}, false)", params, False, []
 
     def _loyalty(self, c: Condition) -> Q:
         from loyalty.models import Membership, PointsLot
@@ -598,24 +581,33 @@ class RollupLeaf:
     value: str = "1"  # what one raw row adds to the sum: 1 or its total
 
 
-def _join_trees(kind: str, parts: list[tuple[str, list, bool]]) -> tuple[str, list, bool]:
+# A predicate over the rollup row: (SQL, its parameters, whether it holds for a customer without a
+# row, the window slices it joins to the row as (LEFT JOIN SQL, its parameters, alias)).
+Tree = tuple[str, list, bool, list[tuple[str, list, str]]]
+
+
+def _join_trees(kind: str, parts: list[Tree]) -> Tree:
     """Predicates over the rollup row joined by a group's `all` (AND) or `any` (OR)."""
     joiner = " AND " if kind == "all" else " OR "
     sql = joiner.join(f"({part[0]})" for part in parts)
     params = [p for part in parts for p in part[1]]
     zero = all(p[2] for p in parts) if kind == "all" else any(p[2] for p in parts)
-    return sql, params, zero
+    return sql, params, zero, [join for part in parts for join in part[3]]
 
 
-def _rollup_filter(predicate: str, params: list, holds_without_row: bool) -> Q:
+def _rollup_filter(predicate: str, params: list, holds_without_row: bool, joins: list) -> Q:
     """Customers whose rollup row satisfies the predicate (or, when it holds for a customer without
     a row, every customer but those whose row fails it)."""
     from segments.models import CustomerRollup
 
     table = CustomerRollup._meta.db_table
-    if holds_without_row:
-        return ~Q(pk__in=RawSQL(f"SELECT customer_id FROM {table} WHERE NOT ({predicate})", tuple(params)))
-    return Q(pk__in=RawSQL(f"SELECT customer_id FROM {table} WHERE {predicate}", tuple(params)))
+    joined = "".join(f" {join[0]}" for join in joins)
+    params = [*(p for join in joins for p in join[1]), *params]
+    where = f"NOT ({predicate})" if holds_without_row else predicate
+    matched = Q(
+        pk__in=RawSQL(f"SELECT rollup.customer_id FROM {table} rollup{joined} WHERE {where}", tuple(params))
+    )
+    return ~matched if holds_without_row else matched
 
 
 def _sql_compare_time(column: str, op: str, value: Any, now: datetime) -> tuple[str, list]:
