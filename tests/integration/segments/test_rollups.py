@@ -27,6 +27,7 @@ from segments.models import (
     TouchedCustomer,
 )
 from segments.rules import matching_customers
+from segments.rules.compiler import matching_ids
 from segments.selectors import preview_rule
 from tests.factories.catalog import ProductFactory
 from tests.factories.customers import CustomerFactory
@@ -302,6 +303,12 @@ def test_rollups_answer_exactly_what_the_raw_rows_answer():
     # touched customers read raw (the split); with nobody touched, the rule is compiled once
     assert "segments_touchedcustomer" in str(matching_customers(SUBTREE_RULE, now=AS_OF).query)
     assert_same("touched, not drained")
+    # the preview's statement: the untouched from the rollups UNION ALL the touched from raw rows
+    assert "UNION ALL" in str(matching_ids(SUBTREE_RULE, now=AS_OF).query)
+    for now in (AS_OF, AS_OF + timedelta(hours=5)):
+        for rule in RULES:
+            preview = preview_rule(rule=rule, now=now, sample_size=100)
+            assert preview == preview_rule(rule=rule, now=now, sample_size=100, use_rollups=False), rule
 
     # The drain refreshes their rollups, then their segments, then forgets them.
     services.refresh_touched(now=AS_OF)
