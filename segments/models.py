@@ -159,8 +159,9 @@ class CustomerRollup(models.Model):
     """Per-customer order and event aggregates the rule compiler reads instead of the raw rows.
 
     NULL means zero (or no time): a customer with a few events a year stores mostly NULLs, which
-    PostgreSQL keeps in a bitmap, so the table stays narrow. A customer without a row has no
-    orders and no events (unless touched since: the compiler reads touched customers raw).
+    PostgreSQL keeps in a bitmap, so the table stays narrow. Every customer has a row after a
+    rebuild; a customer without one (created since) has no orders, events, consent or features
+    (unless touched since: the compiler reads touched customers raw).
     Orders count every status but `cancelled`, as the rules do by default.
     """
 

@@ -5,9 +5,12 @@ aggregating millions of raw rows for every preview and refresh.
 `segments_customerrollup` holds, per customer: order count, revenue, first/last order (every status
 but `cancelled`); per event type count and first/last time; and for fixed windows (7, 14, 30, 90,
 365 days) event counts per type, order count and revenue since as_of - N days (no upper end, as
-in the rules). The single `RollupState` row says what `as_of` is.
+in the rules); the current consent status per channel; copies of the model outputs of
+`segments_customerfeatures` (kept by each features run: `sync_features`). The single
+`RollupState` row says what `as_of` is.
 
-Kept two ways, both one INSERT ... SELECT with a GROUP BY over orders and one over events:
+Kept two ways, both one INSERT ... SELECT over customers, LEFT JOINed to a GROUP BY over orders,
+one over events, one over consent states, and the features:
 - `rebuild_rollups(as_of=...)`: every customer (the hourly full refresh runs it before the
   segments once the rollups are REBUILD_HOURS old), into a new table swapped in by the same
   transaction, so readers see either the old or the new table;
