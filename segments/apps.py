@@ -30,11 +30,15 @@ def _customers_changed(sender, *, customer_ids, **kwargs) -> None:
 def _touched(*, customer_ids=None, **ids) -> None:
     import logging
 
-    from segments.models import Segment
+    from segments.models import RollupState, Segment
     from segments.services import record_touched, touch_customers
     from segments.tasks import refresh_touched
 
-    if not Segment.objects.filter(kind=Segment.Kind.DYNAMIC, active=True).exists():
+    # The rollups need the touch too, segments or not: previews read touched customers raw.
+    if (
+        not Segment.objects.filter(kind=Segment.Kind.DYNAMIC, active=True).exists()
+        and not RollupState.objects.exists()
+    ):
         return
     try:
         if customer_ids is not None:

@@ -131,6 +131,10 @@ class CustomerFeatures(models.Model):
 ROLLUP_EVENT_TYPES = ("view", "add_to_cart", "purchase", "search", "custom")
 ROLLUP_WINDOW_EVENT_TYPES = ("view", "add_to_cart", "purchase", "search")
 ROLLUP_WINDOWS = (7, 14, 30, 90, 365)
+# Narrow per-customer facts copied into the rollup row, so a rule's consent and model-output
+# conditions are answered by the same scan as its order and event conditions.
+ROLLUP_CONSENT_CHANNELS = ("email", "push", "sms")
+ROLLUP_FEATURE_COLUMNS = ("rfm_group", "cluster", "churn_probability", "p_alive", "predicted_clv")
 
 
 class RollupState(models.Model):
@@ -155,8 +159,9 @@ class CustomerRollup(models.Model):
     """Per-customer order and event aggregates the rule compiler reads instead of the raw rows.
 
     NULL means zero (or no time): a customer with a few events a year stores mostly NULLs, which
-    PostgreSQL keeps in a bitmap, so the table stays narrow. A customer without a row has no
-    orders and no events (unless touched since: the compiler reads touched customers raw).
+    PostgreSQL keeps in a bitmap, so the table stays narrow. Every customer has a row after a
+    rebuild; a customer without one (created since) has no orders, events, consent or features
+    (unless touched since: the compiler reads touched customers raw).
     Orders count every status but `cancelled`, as the rules do by default.
     """
 
@@ -192,3 +197,12 @@ for _days in ROLLUP_WINDOWS:
     CustomerRollup.add_to_class(
         rollup_column("order_revenue", _days), models.DecimalField(max_digits=16, decimal_places=2, null=True)
     )
+for _channel in ROLLUP_CONSENT_CHANNELS:
+    # The current status of the channel's consent (NULL: never asked, the rules' 'none').
+    CustomerRollup.add_to_class(f"consent_{_channel}", models.CharField(max_length=10, null=True))
+# Copies of the features row's columns, of the same types (NULL also when there is no features row).
+CustomerRollup.add_to_class("rfm_group", models.CharField(max_length=32, null=True))
+CustomerRollup.add_to_class("cluster", models.SmallIntegerField(null=True))
+CustomerRollup.add_to_class("churn_probability", models.FloatField(null=True))
+CustomerRollup.add_to_class("p_alive", models.FloatField(null=True))
+CustomerRollup.add_to_class("predicted_clv", models.DecimalField(max_digits=14, decimal_places=2, null=True))

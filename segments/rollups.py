@@ -5,9 +5,12 @@ aggregating millions of raw rows for every preview and refresh.
 `segments_customerrollup` holds, per customer: order count, revenue, first/last order (every status
 but `cancelled`); per event type count and first/last time; and for fixed windows (7, 14, 30, 90,
 365 days) event counts per type, order count and revenue since as_of - N days (no upper end, as
-in the rules). The single `RollupState` row says what `as_of` is.
+in the rules); the current consent status per channel; copies of the model outputs of
+`segments_customerfeatures` (kept by each features run: `sync_features`). The single
+`RollupState` row says what `as_of` is.
 
-Kept two ways, both one INSERT ... SELECT with a GROUP BY over orders and one over events:
+Kept two ways, both one INSERT ... SELECT over customers, LEFT JOINed to a GROUP BY over orders,
+one over events, one over consent states, and the features:
 - `rebuild_rollups(as_of=...)`: every customer (the hourly full refresh runs it before the
   segments once the rollups are REBUILD_HOURS old), into a new table swapped in by the same
   transaction, so readers see either the old or the new table;
@@ -33,15 +36,19 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from segments.models import (
+    ROLLUP_CONSENT_CHANNELS,
     ROLLUP_EVENT_TYPES,
+    ROLLUP_FEATURE_COLUMNS,
     ROLLUP_WINDOW_EVENT_TYPES,
     ROLLUP_WINDOWS,
+    CustomerFeatures,
     CustomerRollup,
     RollupState,
     rollup_column,
 )
 
 TABLE = CustomerRollup._meta.db_table
+FEATURES = CustomerFeatures._meta.db_table
 NEXT = f"{TABLE}_next"  # the rebuild writes here, then swaps it in
 LOCK = (510_503, 0)  # pg_advisory_xact_lock: one writer of the rollups at a time
 # Held exclusively by a rebuild from the swap to its commit, shared by a transaction that compiled
@@ -116,28 +123,69 @@ def _columns() -> tuple[list[str], list[str], list[str]]:
 
 
 def _insert_sql(scoped: bool, table: str = TABLE) -> str:
+    """One row per customer (every customer, or the scoped ones): orders and events grouped, the
+    consent states pivoted, the features row's columns copied."""
     order_cols, event_cols, exprs = _columns()
     n_order = len(order_cols)
     scope = " AND customer_id = ANY(%(ids)s::bigint[])" if scoped else ""
     order_select = ", ".join(f"{e} AS {c}" for e, c in zip(exprs[:n_order], order_cols, strict=True))
     event_select = ", ".join(f"{e} AS {c}" for e, c in zip(exprs[n_order:], event_cols, strict=True))
-    columns = ", ".join(["customer_id", *order_cols, *event_cols])
+    consent_cols = [f"consent_{channel}" for channel in ROLLUP_CONSENT_CHANNELS]
+    consent_select = ", ".join(
+        f"max(status) FILTER (WHERE channel = '{channel}') AS consent_{channel}"
+        for channel in ROLLUP_CONSENT_CHANNELS
+    )
+    columns = ", ".join(["customer_id", *order_cols, *event_cols, *consent_cols, *ROLLUP_FEATURE_COLUMNS])
     picks = ", ".join(
         [
-            "coalesce(o.customer_id, e.customer_id)",
-            *(f"o.{c}" for c in order_cols),
-            *(f"e.{c}" for c in event_cols),
+            "c.id",
+            *(f"o.{col}" for col in order_cols),
+            *(f"e.{col}" for col in event_cols),
+            *(f"k.{col}" for col in consent_cols),
+            *(f"f.{col}" for col in ROLLUP_FEATURE_COLUMNS),
         ]
     )
+    customer_scope = " WHERE c.id = ANY(%(ids)s::bigint[])" if scoped else ""
     return f"""
         INSERT INTO {table} ({columns})
         SELECT {picks}
-        FROM (SELECT customer_id, {order_select} FROM customers_order
-              WHERE {NOT_CANCELLED}{scope} GROUP BY customer_id) o
-        FULL OUTER JOIN (SELECT customer_id, {event_select} FROM customers_event
-                         WHERE true{scope} GROUP BY customer_id) e
-          ON e.customer_id = o.customer_id
+        FROM customers_customer c
+        LEFT JOIN (SELECT customer_id, {order_select} FROM customers_order
+                   WHERE {NOT_CANCELLED}{scope} GROUP BY customer_id) o ON o.customer_id = c.id
+        LEFT JOIN (SELECT customer_id, {event_select} FROM customers_event
+                   WHERE true{scope} GROUP BY customer_id) e ON e.customer_id = c.id
+        LEFT JOIN (SELECT customer_id, {consent_select} FROM customers_customerconsent
+                   WHERE true{scope} GROUP BY customer_id) k ON k.customer_id = c.id
+        LEFT JOIN {FEATURES} f ON f.customer_id = c.id
+        {customer_scope}
     """
+
+
+def sync_features(*, cursor) -> int:
+    """Copy the features table's columns into the rollup rows, in the features run's transaction
+    (so no reader sees new features with old rollups); only rows whose values changed are written.
+    A customer with features but no rollup row yet (created since the rebuild) gets a whole row."""
+    if not enabled():
+        return 0
+    cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", list(LOCK))
+    as_of = RollupState.objects.filter(pk=1).values_list("as_of", flat=True).first()
+    if as_of is None:
+        return 0
+    cursor.execute(
+        f"SELECT array_agg(f.customer_id) FROM {FEATURES} f "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {TABLE} r WHERE r.customer_id = f.customer_id)"
+    )
+    missing = cursor.fetchone()[0] or []
+    if missing:
+        cursor.execute(_insert_sql(scoped=True), _params(as_of, missing))
+    targets = ", ".join(f"{col} = f.{col}" for col in ROLLUP_FEATURE_COLUMNS)
+    ours = ", ".join(f"r.{col}" for col in ROLLUP_FEATURE_COLUMNS)
+    theirs = ", ".join(f"f.{col}" for col in ROLLUP_FEATURE_COLUMNS)
+    cursor.execute(
+        f"UPDATE {TABLE} r SET {targets} FROM {TABLE} r0 LEFT JOIN {FEATURES} f ON f.customer_id = r0.customer_id "
+        f"WHERE r0.customer_id = r.customer_id AND ({ours}) IS DISTINCT FROM ({theirs})"
+    )
+    return cursor.rowcount + len(missing)
 
 
 def _params(as_of: datetime, ids: list[int] | None = None) -> dict:

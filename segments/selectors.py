@@ -49,15 +49,15 @@ def preview_rule(*, rule, sample_size: int = PREVIEW_SAMPLE, now=None, use_rollu
     """Count and a sample of the customers a rule matches now (raises RuleValidationError)."""
     from django.db import OperationalError, connection, transaction
 
-    from segments.rules.compiler import matching_customers
+    from segments.rules.compiler import matching_customers, matching_ids
     from segments.services import WORK_MEM
 
     size = max(0, min(sample_size, 100))
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             # Compiled inside the transaction: the rollups it reads stay those it was compiled for.
-            queryset = matching_customers(rule, now=now, use_rollups=use_rollups)
             if connection.vendor != "postgresql":  # the embedded default: small data, two queries
+                queryset = matching_customers(rule, now=now, use_rollups=use_rollups)
                 count = queryset.count()
                 sample = list(queryset.order_by("pk").values(*SAMPLE_FIELDS)[:size])
                 return {"count": count, "sample": sample}
@@ -65,7 +65,8 @@ def preview_rule(*, rule, sample_size: int = PREVIEW_SAMPLE, now=None, use_rollu
             cursor.execute("SET LOCAL jit = off")  # compiling costs more than it saves here
             cursor.execute(f"SET LOCAL statement_timeout = {int(PREVIEW_TIMEOUT_MS)}")
             # The rule is evaluated once: its ids are counted and the lowest ones are the sample.
-            sql, params = queryset.values("pk").query.sql_with_params()
+            ids = matching_ids(rule, now=now, use_rollups=use_rollups)
+            sql, params = ids.query.sql_with_params()
             cursor.execute(
                 f"WITH m (id) AS MATERIALIZED ({sql}) "  # noqa: S608 - the compiled rule; values are parameters
                 "SELECT (SELECT count(*) FROM m), ARRAY(SELECT id FROM m ORDER BY id LIMIT %s)",

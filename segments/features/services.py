@@ -33,6 +33,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from customers.models import Customer, Order
+from segments import rollups
 from segments.analytics import (
     DEFAULT_GROUP_DESCRIPTIONS,
     DEFAULT_RFM_MAPPING,
@@ -281,6 +282,9 @@ def compute_features(*, as_of: datetime | None = None) -> AnalyticsRun:
         with transaction.atomic():
             _lock()
             written, phases = _write_features(mapping=mapping, as_of=as_of)
+            started = time.perf_counter()
+            _sync_rollups()
+            phases["rollups"] = time.perf_counter() - started
         phases.update(_vacuum_features())
         summary = {
             "phase_seconds": phases,
@@ -292,6 +296,12 @@ def compute_features(*, as_of: datetime | None = None) -> AnalyticsRun:
         raise
     _close_run(run, state=AnalyticsRun.State.SUCCEEDED, customers=written, summary=summary)
     return run
+
+
+def _sync_rollups() -> None:
+    """The rollup rows carry copies of some feature columns: update them in the same transaction."""
+    with connection.cursor() as cursor:
+        rollups.sync_features(cursor=cursor)
 
 
 def _vacuum_features() -> dict[str, float]:
@@ -536,6 +546,7 @@ def compute_clusters(*, k_range: tuple[int, int] | None = None, seed: int = 0) -
         with transaction.atomic():
             _lock()
             _write_columns(customer_ids=ids, values={"cluster": clusters.labels}, clear_others=True)
+            _sync_rollups()
         _vacuum_features()  # fresh statistics for the new column values (see compute_clv)
         summary = {
             "k": clusters.k,
@@ -638,6 +649,7 @@ def compute_clv(*, as_of: datetime | None = None) -> AnalyticsRun:
             _write_columns(
                 customer_ids=result.pop("customer_ids"), values=result.pop("values"), clear_others=True
             )
+            _sync_rollups()
         # Fresh statistics for the columns just written: with those of the features run (churn
         # all NULL), the planner takes `churn_probability < 0.5` for one row and picks an index
         # scan over half the customers for every segment rule that tests it.

@@ -42,7 +42,14 @@ from django.db.models.fields.json import KeyTextTransform, KeyTransform, compile
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from segments.models import ROLLUP_EVENT_TYPES, ROLLUP_WINDOW_EVENT_TYPES, ROLLUP_WINDOWS, rollup_column
+from segments.models import (
+    ROLLUP_CONSENT_CHANNELS,
+    ROLLUP_EVENT_TYPES,
+    ROLLUP_FEATURE_COLUMNS,
+    ROLLUP_WINDOW_EVENT_TYPES,
+    ROLLUP_WINDOWS,
+    rollup_column,
+)
 from segments.rollups import Snapshot
 from segments.rules import fields as f
 from segments.rules.errors import RuleValidationError
@@ -58,16 +65,28 @@ class Compiler:
         self.scope = scope  # a list of customer ids, or a queryset of them
         self.rollups = rollups
         self.used_rollups = False
+        self._slices = 0  # window slices joined so far (their aliases)
 
     # --- tree -----------------------------------------------------------------------------
     def compile(self, node) -> Q:
-        if self.rollups is not None and isinstance(node, Group | Not):
+        if self.rollups is not None:
             tree = self._rollup_tree(node)
             if tree is not None:
                 self.used_rollups = True
                 return _rollup_filter(*tree)
         if isinstance(node, Group):
-            parts = [self.compile(child) for child in node.children]
+            children = list(node.children)
+            parts = []
+            if self.rollups is not None:
+                # The children the rollup row answers, as one predicate (one scan of the table);
+                # the others compiled apart.
+                answered = [(child, self._rollup_tree(child)) for child in children]
+                trees = [tree for _, tree in answered if tree is not None]
+                if len(trees) > 1:
+                    self.used_rollups = True
+                    parts.append(_rollup_filter(*_join_trees(node.kind, trees)))
+                    children = [child for child, tree in answered if tree is None]
+            parts += [self.compile(child) for child in children]
             if node.kind == "any" and any(part == EVERYONE for part in parts):
                 return EVERYONE
             parts = [part for part in parts if part != EVERYONE]
@@ -378,39 +397,64 @@ class Compiler:
             return RollupLeaf(c, "aov", ["order_revenue", "order_count"])
         return RollupLeaf(c, "time", [f"order_{kind}"])
 
-    def _leaf_predicate(self, leaf: RollupLeaf) -> tuple[str, list, bool] | None:
-        """(SQL over one rollup row, its parameters, whether it holds for a customer without a row);
-        None when the window needs a raw slice (`now` is not the rollups' as_of)."""
+    def _leaf_predicate(self, leaf: RollupLeaf) -> Tree:
+        """(SQL over one rollup row, its parameters, whether it holds for a customer without a row,
+        the slices it joins to the row)."""
         c = leaf.condition
         if leaf.kind == "sum":
-            if leaf.days is not None and self.cutoff(leaf.days) != self.rollups.as_of - timedelta(
-                days=leaf.days
-            ):
-                return None
             op, target = c.op, c.value
             if op in f.SET_OPS:  # "has matching rows": a count above zero
                 op, target = ("gt", 0) if op == "is_set" else ("lte", 0)
             total = " + ".join(f"coalesce({column}, 0)" for column in leaf.columns)
+            joins = []
+            if leaf.days is not None:
+                start_rule = self.cutoff(leaf.days)
+                start_kept = self.rollups.as_of - timedelta(days=leaf.days)
+                if start_rule != start_kept:
+                    joins = [self._slice_join(leaf, start_rule, start_kept)]
+                    total = f"{total} + coalesce({joins[0][2]}.v, 0)"
             sql, params = _sql_compare(total, op, target)
-            return sql, params, self.holds_for(op, target, 0)
+            return sql, params, self.holds_for(op, target, 0), joins
         if leaf.kind == "aov":
             sql, params = _sql_compare("(order_revenue / order_count)", c.op, c.value)
         else:
             sql, params = _sql_compare_time(leaf.columns[0], c.op, c.value, self.now)
         # No value (NULL) never matches a comparison; NOT of it must then hold, so no NULL escapes.
-        return f"coalesce({sql}, false)", params, False
+        return f"coalesce({sql}, false)", params, False, []
+
+    def _slice_join(
+        self, leaf: RollupLeaf, start_rule: datetime, start_kept: datetime
+    ) -> tuple[str, list, str]:
+        """A window whose start moved since as_of, corrected with one raw slice joined to the row.
+
+        A windowed column holds the rows since as_of - days; the rule wants those since now - days:
+        the rows between the two starts are subtracted (now after as_of) or added (before), summed
+        per customer (few: the slice is as long as now - as_of) and LEFT JOINed to the rollup row,
+        so the condition stays part of the one scan of the rollup table."""
+        self._slices += 1
+        alias = f"slice{self._slices}"
+        low, high, sign = (
+            (start_kept, start_rule, "-") if start_rule > start_kept else (start_rule, start_kept, "")
+        )
+        part = leaf.slices.select(f"{sign}{leaf.value}", low, high)
+        sql = (
+            f"LEFT JOIN (SELECT customer_id, sum(v) AS v FROM ({part}) p GROUP BY customer_id) {alias} "
+            f"ON {alias}.customer_id = rollup.customer_id"
+        )
+        return sql, [*leaf.slices.params, low, high], alias
 
     def _leaf_q(self, leaf: RollupLeaf) -> Q:
         self.used_rollups = True
-        predicate = self._leaf_predicate(leaf)
-        if predicate is not None:
-            return _rollup_filter(*predicate)
-        return self._rollup_sum(leaf)
+        return _rollup_filter(*self._leaf_predicate(leaf))
 
-    def _rollup_tree(self, node) -> tuple[str, list, bool] | None:
+    def _rollup_tree(self, node) -> Tree | None:
         """A whole subtree of rollup conditions as one predicate over the rollup row (one scan of
         the table instead of one per condition), or None."""
         if isinstance(node, Condition):
+            if node.family == "consent":
+                return self._consent_predicate(node)
+            if node.family == "features":
+                return self._features_predicate(node)
             leaf = None
             if node.family == "event":
                 leaf = self._event_leaf(node)
@@ -419,56 +463,52 @@ class Compiler:
             return None if leaf is None else self._leaf_predicate(leaf)
         if isinstance(node, Not):
             inner = self._rollup_tree(node.child)
-            return None if inner is None else (f"NOT ({inner[0]})", inner[1], not inner[2])
+            return None if inner is None else (f"NOT ({inner[0]})", inner[1], not inner[2], inner[3])
         if isinstance(node, Group) and node.children:
             parts = [self._rollup_tree(child) for child in node.children]
             if any(part is None for part in parts):
                 return None
-            joiner = " AND " if node.kind == "all" else " OR "
-            sql = joiner.join(f"({part[0]})" for part in parts)
-            params = [p for part in parts for p in part[1]]
-            zero = all(p[2] for p in parts) if node.kind == "all" else any(p[2] for p in parts)
-            return sql, params, zero
+            return _join_trees(node.kind, parts)
         return None
 
-    def _rollup_sum(self, leaf: RollupLeaf) -> Q:
-        """A count or a sum over a window whose start moved since as_of, corrected with one raw slice.
+    def _consent_predicate(self, c: Condition) -> Tree | None:
+        """`_consent` over the rollup row's copy of the channel's status (NULL: no consent row)."""
+        if c.column not in ROLLUP_CONSENT_CHANNELS:
+            return None
+        column = f"consent_{c.column}"
+        if c.op in ("is_set", "is_not_set"):
+            return f"{column} IS {'NOT ' if c.op == 'is_set' else ''}NULL", [], c.op == "is_not_set", []
+        wanted = [c.value] if c.op in ("eq", "neq") else list(c.value)
+        states = [s for s in wanted if s != "none"]
+        parts, params = [], []
+        if states:
+            parts.append(f"coalesce({column} IN ({', '.join(['%s'] * len(states))}), false)")
+            params += states
+        if "none" in wanted:
+            parts.append(f"{column} IS NULL")
+        sql = " OR ".join(parts) if parts else "false"
+        zero = "none" in wanted
+        if c.op in ("neq", "not_in"):
+            return f"NOT ({sql})", params, not zero, []
+        return sql, params, zero, []
 
-        A windowed column holds the rows since as_of - days; the rule wants those since now - days:
-        the rows between the two starts are subtracted (now after as_of) or added (before). Customers
-        with rows in that slice (few: it is as long as now - as_of) are summed apart; the others are
-        a plain filter of the rollup table, with no grouping.
-        """
-        from segments.models import CustomerRollup
-
-        c, days, slices = leaf.condition, leaf.days, leaf.slices
-        op, target = c.op, c.value
-        if op in f.SET_OPS:
-            op, target = ("gt", 0) if op == "is_set" else ("lte", 0)
-        complement = self.holds_for(op, target, 0)  # then select who fails, and exclude them
-        table = CustomerRollup._meta.db_table
-        total = " + ".join(f"coalesce({column}, 0)" for column in leaf.columns)
-        predicate, predicate_params = _sql_compare(total, op, target)
-        summed, summed_params = _sql_compare("sum(v)", op, target)
-        if complement:
-            predicate, summed = f"NOT ({predicate})", f"NOT ({summed})"
-        start_rule, start_kept = self.cutoff(days), self.rollups.as_of - timedelta(days=days)
-        low, high, sign = (
-            (start_kept, start_rule, "-") if start_rule > start_kept else (start_rule, start_kept, "")
-        )
-        part = slices.select(f"{sign}{leaf.value}", low, high)
-        part_params = [*slices.params, low, high]
-        sql = (
-            f"SELECT r.customer_id FROM {table} r WHERE {predicate} "
-            f"AND NOT EXISTS (SELECT 1 FROM ({part}) s WHERE s.customer_id = r.customer_id) "
-            f"UNION ALL SELECT customer_id FROM ("
-            f"SELECT customer_id, {total} AS v FROM {table} "
-            f"WHERE customer_id IN (SELECT customer_id FROM ({part}) s) UNION ALL {part}"
-            f") u GROUP BY customer_id HAVING {summed}"
-        )
-        params = [*predicate_params, *part_params, *part_params, *part_params, *summed_params]
-        matched = Q(pk__in=RawSQL(sql, tuple(params)))
-        return ~matched if complement else matched
+    def _features_predicate(self, c: Condition) -> Tree | None:
+        """`_features` over the rollup row's copy of the features columns (NULL: no features row):
+        the same comparisons, a NULL never matching a positive one."""
+        if c.column not in ROLLUP_FEATURE_COLUMNS:
+            return None
+        if c.op in ("neq", "not_in", "is_not_set"):
+            positive = {"neq": "eq", "not_in": "in", "is_not_set": "is_set"}[c.op]
+            inner = self._features_predicate(replace(c, op=positive))
+            return None if inner is None else (f"NOT ({inner[0]})", inner[1], not inner[2], inner[3])
+        column = c.column
+        if c.op == "is_set":
+            sql, params = (f"{column} <> ''", []) if c.type == f.STRING else (f"{column} IS NOT NULL", [])
+        elif c.op in ("eq", "in", "gt", "gte", "lt", "lte", "between"):
+            sql, params = _sql_compare(column, c.op, c.value)
+        else:  # the text operators (contains...) stay on the features table
+            return None
+        return f"coalesce({sql}, false)", params, False, []
 
     def _loyalty(self, c: Condition) -> Q:
         from loyalty.models import Membership, PointsLot
@@ -541,15 +581,33 @@ class RollupLeaf:
     value: str = "1"  # what one raw row adds to the sum: 1 or its total
 
 
-def _rollup_filter(predicate: str, params: list, holds_without_row: bool) -> Q:
+# A predicate over the rollup row: (SQL, its parameters, whether it holds for a customer without a
+# row, the window slices it joins to the row as (LEFT JOIN SQL, its parameters, alias)).
+Tree = tuple[str, list, bool, list[tuple[str, list, str]]]
+
+
+def _join_trees(kind: str, parts: list[Tree]) -> Tree:
+    """Predicates over the rollup row joined by a group's `all` (AND) or `any` (OR)."""
+    joiner = " AND " if kind == "all" else " OR "
+    sql = joiner.join(f"({part[0]})" for part in parts)
+    params = [p for part in parts for p in part[1]]
+    zero = all(p[2] for p in parts) if kind == "all" else any(p[2] for p in parts)
+    return sql, params, zero, [join for part in parts for join in part[3]]
+
+
+def _rollup_filter(predicate: str, params: list, holds_without_row: bool, joins: list) -> Q:
     """Customers whose rollup row satisfies the predicate (or, when it holds for a customer without
     a row, every customer but those whose row fails it)."""
     from segments.models import CustomerRollup
 
     table = CustomerRollup._meta.db_table
-    if holds_without_row:
-        return ~Q(pk__in=RawSQL(f"SELECT customer_id FROM {table} WHERE NOT ({predicate})", tuple(params)))
-    return Q(pk__in=RawSQL(f"SELECT customer_id FROM {table} WHERE {predicate}", tuple(params)))
+    joined = "".join(f" {join[0]}" for join in joins)
+    params = [*(p for join in joins for p in join[1]), *params]
+    where = f"NOT ({predicate})" if holds_without_row else predicate
+    matched = Q(
+        pk__in=RawSQL(f"SELECT rollup.customer_id FROM {table} rollup{joined} WHERE {where}", tuple(params))
+    )
+    return ~matched if holds_without_row else matched
 
 
 def _sql_compare_time(column: str, op: str, value: Any, now: datetime) -> tuple[str, list]:
@@ -658,33 +716,70 @@ def compile_rule(rule: Any, *, now: datetime | None = None, scope=None, rollups:
     return Compiler(now=now or timezone.now(), scope=scope, rollups=rollups).compile(result.node)
 
 
+def _rollup_parts(rule: Any, *, now: datetime, use_rollups: bool):
+    """(the rule compiled against the rollups, the same rule on raw rows for the touched customers
+    or None when nobody is touched or the rollups answer nothing), or None without usable rollups."""
+    from segments import rollups
+    from segments.models import TouchedCustomer
+
+    if not use_rollups or (snapshot := rollups.current(now=now)) is None:
+        return None
+    result = parse_rule(rule)
+    if result.errors:
+        raise RuleValidationError(result.errors)
+    compiler = Compiler(now=now, rollups=snapshot)
+    fast = compiler.compile(result.node)
+    # Nobody touched (every committed change is in the rollups or not yet noted, as always): the
+    # rule alone, an AND of semi-joins the planner turns into (parallel) hash joins. A customer
+    # touched after this check is refreshed again by the drain that its touch queues.
+    if not compiler.used_rollups or not TouchedCustomer.objects.exists():
+        return fast, None
+    touched_ids = TouchedCustomer.objects.values("customer_id")
+    return fast, Compiler(now=now, scope=touched_ids).compile(result.node)
+
+
+def _touched() -> Q:
+    from segments.models import TouchedCustomer
+
+    return Q(Exists(TouchedCustomer.objects.filter(customer_id=OuterRef("pk"))))
+
+
 def matching_customers(
     rule: Any, *, now: datetime | None = None, scope: list[int] | None = None, use_rollups: bool = True
 ):
     """The active customers a rule matches, as one queryset (restricted to `scope` ids if given).
 
-    Without a scope, order and event conditions the rollups answer read them, except for the
-    customers touched since their rollup was computed: those read the raw rows (the rule is
-    compiled twice, and the second copy is scoped to the touched customers, so it stays cheap).
+    Without a scope, the conditions the rollups answer read them, except for the customers touched
+    since their rollup was computed: those read the raw rows (the rule is compiled twice, and the
+    second copy is scoped to the touched customers, so it stays cheap); when nobody is touched at
+    compile time, the first copy alone.
     """
     from customers.models import Customer
-    from segments import rollups
-    from segments.models import TouchedCustomer
 
     now = now or timezone.now()
-    if scope is None and use_rollups and (snapshot := rollups.current(now=now)) is not None:
-        result = parse_rule(rule)
-        if result.errors:
-            raise RuleValidationError(result.errors)
-        compiler = Compiler(now=now, rollups=snapshot)
-        fast = compiler.compile(result.node)
-        if compiler.used_rollups:
-            touched_ids = TouchedCustomer.objects.values("customer_id")
-            raw = Compiler(now=now, scope=touched_ids).compile(result.node)
-            touched = Q(Exists(TouchedCustomer.objects.filter(customer_id=OuterRef("pk"))))
-            return Customer.objects.filter((~touched & fast) | (touched & raw))
-        return Customer.objects.filter(fast)
+    if scope is None and (parts := _rollup_parts(rule, now=now, use_rollups=use_rollups)) is not None:
+        fast, raw = parts
+        if raw is None:
+            return Customer.objects.filter(fast)
+        return Customer.objects.filter((~_touched() & fast) | (_touched() & raw))
     queryset = Customer.objects.filter(compile_rule(rule, now=now, scope=scope))
     if scope is not None:
         queryset = queryset.filter(pk__in=scope_ids(scope))
     return queryset
+
+
+def matching_ids(rule: Any, *, now: datetime | None = None, use_rollups: bool = True):
+    """The ids `matching_customers` selects, as a queryset of `pk` values for one statement (the
+    preview). With customers touched, the untouched ones from the rollups UNION ALL the touched ones
+    from the raw rows: each half an AND the planner can join, where the OR of `matching_customers`
+    keeps every subquery a per-row hashed lookup (1.7 s against 0.6 s for the benchmark's preview
+    with 1,000 customers touched). The halves are disjoint, so no id appears twice."""
+    from customers.models import Customer
+
+    now = now or timezone.now()
+    parts = _rollup_parts(rule, now=now, use_rollups=use_rollups)
+    if parts is None or parts[1] is None:
+        return matching_customers(rule, now=now, use_rollups=use_rollups).values("pk")
+    fast, raw = parts
+    untouched = Customer.objects.filter(~_touched(), fast).values("pk")
+    return untouched.union(Customer.objects.filter(_touched(), raw).values("pk"), all=True)

@@ -14,11 +14,20 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from customers.models import Customer, Event, Order
-from customers.services import ingest_orders
+from customers.models import Customer, CustomerConsent, Event, Order
+from customers.services import ingest_orders, record_consent
 from segments import rollups, services
-from segments.models import CustomerRollup, RollupState, Segment, SegmentMembership, TouchedCustomer
+from segments.features.services import compute_features
+from segments.models import (
+    CustomerFeatures,
+    CustomerRollup,
+    RollupState,
+    Segment,
+    SegmentMembership,
+    TouchedCustomer,
+)
 from segments.rules import matching_customers
+from segments.rules.compiler import matching_ids
 from segments.selectors import preview_rule
 from tests.factories.catalog import ProductFactory
 from tests.factories.customers import CustomerFactory
@@ -117,6 +126,64 @@ RULES += [  # whole subtrees of rollup conditions become one predicate over the 
         }
     },
 ]
+SUBTREE_RULE = RULES[-2]
+# The narrow facts the rollup row copies: consent per channel and the features' model outputs,
+# alone, negated, and in groups with order/event conditions and with conditions it does not answer.
+FACT_RULES = [
+    {"field": "consent.email", "op": "eq", "value": "granted"},
+    {"field": "consent.email", "op": "eq", "value": "none"},
+    {"field": "consent.sms", "op": "neq", "value": "withdrawn"},
+    {"field": "consent.push", "op": "in", "value": ["pending", "none"]},
+    {"field": "consent.email", "op": "not_in", "value": ["granted", "pending"]},
+    {"field": "consent.sms", "op": "is_set"},
+    {"field": "consent.push", "op": "is_not_set"},
+    {"field": "churn_probability", "op": "lt", "value": 0.5},
+    {"field": "churn_probability", "op": "is_not_set"},
+    {"field": "features.p_alive", "op": "between", "value": [0.2, 0.6]},
+    {"field": "predicted_clv", "op": "gte", "value": 100},
+    {"field": "predicted_clv", "op": "neq", "value": 50},
+    {"field": "rfm.group", "op": "eq", "value": "Champions"},
+    {"field": "rfm.group", "op": "not_in", "value": ["Lost", "At risk"]},
+    {"field": "rfm.group", "op": "is_set"},
+    {"field": "cluster", "op": "in", "value": [0, 2]},
+    {"not": {"field": "cluster", "op": "eq", "value": 1}},
+    {
+        "all": [
+            {"field": "customer.country", "op": "in", "value": ["GB", "FR"]},
+            {"field": "consent.email", "op": "eq", "value": "granted"},
+            {
+                "any": [
+                    {
+                        "field": "event.count",
+                        "where": {"type": "view", "within_days": 30},
+                        "op": "gte",
+                        "value": 3,
+                    },
+                    {"field": "order.revenue", "where": {"within_days": 90}, "op": "gt", "value": 100},
+                ]
+            },
+            {"not": {"field": "loyalty.tier", "op": "eq", "value": "Gold"}},
+            {"field": "churn_probability", "op": "lt", "value": 0.5},
+        ]
+    },
+    {
+        "any": [
+            {"field": "customer.country", "op": "eq", "value": "DE"},
+            {"not": {"field": "consent.email", "op": "eq", "value": "granted"}},
+            {"field": "rfm.group", "op": "eq", "value": "Lost"},
+            {"field": "order.count", "op": "eq", "value": 0},
+        ]
+    },
+    {
+        "not": {
+            "all": [
+                {"field": "consent.sms", "op": "in", "value": ["granted", "none"]},
+                {"field": "predicted_clv", "op": "lt", "value": 80},
+            ]
+        }
+    },
+]
+RULES += FACT_RULES
 # Around as_of: the windows are corrected by raw slices in both directions.
 OFFSETS = [timedelta(0), timedelta(hours=5), timedelta(days=2, hours=3), -timedelta(hours=7)]
 
@@ -152,6 +219,27 @@ def seed(n_customers: int = 60, seed_value: int = 11) -> list[Customer]:
             )
     Order.objects.bulk_create(orders)
     Event.objects.bulk_create(events)
+    consents, features = [], []
+    for customer in customers:
+        for channel in ("email", "sms", "push"):
+            status = rng.choice([None, "granted", "granted", "withdrawn", "pending"])
+            if status is not None:
+                consents.append(
+                    CustomerConsent(customer=customer, channel=channel, status=status, changed_at=AS_OF)
+                )
+        if rng.random() < 0.7:
+            features.append(
+                CustomerFeatures(
+                    customer=customer,
+                    rfm_group=rng.choice(["", "Champions", "Lost", "At risk", "New"]),
+                    cluster=rng.choice([None, 0, 1, 2]),
+                    churn_probability=rng.choice([None, 0.1, 0.5, 0.8]),
+                    p_alive=rng.choice([None, 0.2, 0.4, 0.9]),
+                    predicted_clv=rng.choice([None, Decimal("50"), Decimal("100.50"), Decimal("20")]),
+                )
+            )
+    CustomerConsent.objects.bulk_create(consents)
+    CustomerFeatures.objects.bulk_create(features)
     return customers
 
 
@@ -182,7 +270,8 @@ def test_rollups_answer_exactly_what_the_raw_rows_answer():
     assert RollupState.objects.get().as_of == AS_OF
     assert all(uses_rollups(rule, AS_OF) for rule in RULES)
     # a subtree of rollup conditions is one scan of the rollup table
-    assert str(matching_customers(RULES[-2], now=AS_OF).query).count("segments_customerrollup") == 1
+    assert str(matching_customers(SUBTREE_RULE, now=AS_OF).query).count("segments_customerrollup") == 1
+    assert "segments_touchedcustomer" not in str(matching_customers(SUBTREE_RULE, now=AS_OF).query)
     assert_same("after the rebuild")
 
     # New orders (a return among them) and events, not yet drained: read raw for those customers.
@@ -211,7 +300,15 @@ def test_rollups_answer_exactly_what_the_raw_rows_answer():
     )
     services.record_touched(event_ids=[late.pk])
     assert TouchedCustomer.objects.count() == 3
+    # touched customers read raw (the split); with nobody touched, the rule is compiled once
+    assert "segments_touchedcustomer" in str(matching_customers(SUBTREE_RULE, now=AS_OF).query)
     assert_same("touched, not drained")
+    # the preview's statement: the untouched from the rollups UNION ALL the touched from raw rows
+    assert "UNION ALL" in str(matching_ids(SUBTREE_RULE, now=AS_OF).query)
+    for now in (AS_OF, AS_OF + timedelta(hours=5)):
+        for rule in RULES:
+            preview = preview_rule(rule=rule, now=now, sample_size=100)
+            assert preview == preview_rule(rule=rule, now=now, sample_size=100, use_rollups=False), rule
 
     # The drain refreshes their rollups, then their segments, then forgets them.
     services.refresh_touched(now=AS_OF)
@@ -298,3 +395,59 @@ def test_a_rebuild_swapping_its_table_sends_readers_to_the_raw_rows(settings):
                 assert cursor.fetchone()[0] is False  # a rebuild could not swap now
     finally:
         other.close()
+
+
+def test_consent_changes_and_features_runs_keep_the_rollup_facts_exact(django_capture_on_commit_callbacks):
+    customers = seed(40, seed_value=5)
+    rollups.rebuild_rollups(as_of=AS_OF)
+    assert CustomerRollup.objects.count() == len(customers)  # a row per customer, orders or not
+    grouped = FACT_RULES[-3]  # consent, churn and the order/event subtree in one rollup scan
+    for now in (
+        AS_OF,
+        AS_OF + timedelta(hours=5),
+        AS_OF - timedelta(hours=7),
+    ):  # windows moved: slices joined
+        assert str(matching_customers(grouped, now=now).query).count("segments_customerrollup") == 1
+    assert all(uses_rollups(rule, AS_OF) for rule in FACT_RULES)
+
+    # A consent change, committed and announced but not yet drained: that customer reads raw.
+    target = next(c for c in customers if CustomerRollup.objects.get(customer=c).consent_email != "withdrawn")
+    record_consent(customer=target, channel="email", action="withdrawn", source="test")
+    services.touch_customers(customer_ids=[target.pk])  # what the announcement does first
+    assert CustomerRollup.objects.get(customer=target).consent_email != "withdrawn"
+    assert_same("consent changed, touched, not drained")
+
+    # Announced after commit (no dynamic segment exists: the rollups alone want the touch), then
+    # drained: the rollup row has the new state and the customer is no longer read raw.
+    other = next(
+        c for c in customers if c != target and CustomerRollup.objects.get(customer=c).consent_sms is None
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        record_consent(customer=other, channel="sms", action="granted", source="test")
+    assert not TouchedCustomer.objects.filter(customer_id=other.pk).exists()
+    assert CustomerRollup.objects.get(customer=other).consent_sms == "granted"
+    services.refresh_touched(now=AS_OF)
+    assert CustomerRollup.objects.get(customer=target).consent_email == "withdrawn"
+    assert_same("consent changes drained")
+
+    # A features run rewrites the features table: the rollup rows follow in the same transaction,
+    # and a customer created since the rebuild (no rollup row yet) gets a whole row.
+    newcomer = CustomerFactory(external_id="newcomer", country="GB")
+    Order.objects.create(
+        external_id="o-newcomer",
+        customer=newcomer,
+        status="paid",
+        placed_at=AS_OF - timedelta(days=2),
+        total=90,
+    )
+    assert not CustomerRollup.objects.filter(customer=newcomer).exists()
+    CustomerFeatures.objects.all().delete()
+    compute_features(as_of=AS_OF)
+    written = dict(CustomerFeatures.objects.values_list("customer_id", "rfm_group"))
+    assert written
+    assert dict(
+        CustomerRollup.objects.filter(customer_id__in=written).values_list("customer_id", "rfm_group")
+    ) == (written)
+    assert not CustomerRollup.objects.exclude(customer_id__in=written).exclude(rfm_group=None).exists()
+    assert CustomerRollup.objects.get(customer=newcomer).order_count == 1
+    assert_same("after a features run")
