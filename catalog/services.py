@@ -45,11 +45,11 @@ def upsert_products(*, rows: Sequence[Any], partial: bool = False) -> BulkResult
 
     A new product needs at least a name and a price. The same payload twice changes nothing.
     """
-    from customers.services import _mark_duplicates
+    from core.rows import mark_duplicates
 
     result = BulkResult(received=len(rows), partial=partial)
     valid, errors = validate_rows(schemas.PRODUCT, rows)
-    valid = _mark_duplicates(valid, "sku", errors)
+    valid = mark_duplicates(valid, "sku", errors)
     existing: dict[str, Product] = {}
     skus = [row["sku"] for _, row in valid]
     for start in range(0, len(skus), _CHUNK):

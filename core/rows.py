@@ -130,6 +130,26 @@ def validate_rows(
 # --- parsers ---------------------------------------------------------------------------------
 
 
+def mark_duplicates(
+    valid: list[tuple[int, dict]], key: str, errors: list[RowError]
+) -> list[tuple[int, dict]]:
+    """A key twice in one call is ambiguous (which one wins?), so the later rows are errors."""
+    first: dict[str, int] = {}
+    kept = []
+    for index, row in valid:
+        value = row[key]
+        if value in first:
+            errors.append(
+                RowError(
+                    index, key, f"Duplicate {key} in this call (first at index {first[value]}).", "duplicate"
+                )
+            )
+            continue
+        first[value] = index
+        kept.append((index, row))
+    return kept
+
+
 def text(max_length: int, *, blank: bool = True, strip: bool = True) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         if not isinstance(value, str):

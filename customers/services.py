@@ -1,4 +1,5 @@
-"""Writes about customers: consent, suppression, bulk upserts, event and order ingest, GDPR.
+"""Writes about customers: bulk upserts, lifecycle (soft delete, restore) and GDPR. Consent
+(`customers.consent`) and event and order ingest (`customers.ingest`) are re-exported here.
 
 Keyword-only functions; views, admin actions, tasks and importers stay thin and call these.
 Bulk functions validate every row first and write nothing when a row is bad, unless the caller
@@ -9,294 +10,38 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
-from django.core import signing
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from core.bulk import BulkResult
-from core.hashing import email_digest, payload_digest
-from core.rows import RowError, validate_rows
-from customers import schemas, signals
+from core.rows import mark_duplicates, validate_rows
+from customers import schemas
+from customers.consent import (  # noqa: F401 - re-exported: callers find consent here
+    DOUBLE_OPT_IN_MAX_AGE,
+    ConsentDecision,
+    ConsentError,
+    DoubleOptInError,
+    confirm_double_opt_in,
+    lift_suppression,
+    record_consent,
+    record_consents,
+    request_double_opt_in,
+    suppress_address,
+)
+from customers.ingest import ingest_events, ingest_orders  # noqa: F401 - re-exported
 from customers.models import (
     Channel,
-    ConsentAction,
-    ConsentRecord,
-    ConsentStatus,
     Customer,
-    CustomerConsent,
-    Event,
-    Order,
-    OrderLine,
-    Suppression,
     SuppressionReason,
 )
+from customers.signals import announce_changed
 from webhooks.models import OutboxMessage
 from webhooks.services import publish, publish_many
 
-_STATUS_AFTER = {
-    ConsentAction.GRANTED: ConsentStatus.GRANTED,
-    ConsentAction.CONFIRMED: ConsentStatus.GRANTED,
-    ConsentAction.WITHDRAWN: ConsentStatus.WITHDRAWN,
-    ConsentAction.REQUESTED: ConsentStatus.PENDING,
-}
-
 _SQLITE_CHUNK = 900  # SQLite's default limit on query parameters is 999
-
-
-class ConsentError(ValueError):
-    pass
-
-
-def announce_changed(customer_ids: Iterable[int]) -> None:
-    """Tell other apps (segments) after commit that these customers' profiles changed."""
-    ids = sorted({int(pk) for pk in customer_ids})
-    if ids:
-        transaction.on_commit(lambda: signals.customers_changed.send(sender=Customer, customer_ids=ids))
-
-
-# --- consent -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ConsentDecision:
-    customer_id: int
-    external_id: str
-    channel: str
-    action: str
-    source: str
-    occurred_at: datetime
-    ip: str | None = None
-    note: str = ""
-
-
-def _check_decision(channel: str, action: str, source: str) -> None:
-    if channel not in Channel.values:
-        raise ConsentError(f"Unknown channel {channel!r}; use one of {', '.join(Channel.values)}")
-    if action not in ConsentAction.values:
-        raise ConsentError(f"Unknown consent action {action!r}; use one of {', '.join(ConsentAction.values)}")
-    if not source:
-        raise ConsentError("A consent decision needs a source")
-
-
-@transaction.atomic
-def record_consents(
-    *, decisions: Sequence[ConsentDecision], skip_unchanged: bool = False
-) -> list[ConsentRecord]:
-    """Append many consent decisions and update the derived states, in a fixed number of queries.
-
-    A decision older than the one the state already reflects is kept in the ledger (history is
-    history) but does not overwrite the newer state: a late-arriving CRM sync cannot re-grant
-    consent that a customer withdrew since. With `skip_unchanged`, a decision that would not change
-    the current status is not recorded at all, which makes a replayed upsert a no-op.
-    """
-    if not decisions:
-        return []
-    for d in decisions:
-        _check_decision(d.channel, d.action, d.source)
-    customer_ids = sorted({d.customer_id for d in decisions})
-    states = {
-        (s.customer_id, s.channel): s
-        for s in CustomerConsent.objects.select_for_update()
-        .filter(customer_id__in=customer_ids)
-        .order_by("customer_id", "channel")
-    }
-    records: list[ConsentRecord] = []
-    new_states: dict[tuple[int, str], CustomerConsent] = {}
-    changed_states: dict[tuple[int, str], CustomerConsent] = {}
-    unsubscribed: list[dict[str, Any]] = []
-    for d in sorted(decisions, key=lambda d: d.occurred_at):
-        status = _STATUS_AFTER[ConsentAction(d.action)]
-        key = (d.customer_id, d.channel)
-        state = states.get(key)
-        previous = state.status if state else None
-        if skip_unchanged and previous == status:
-            continue
-        records.append(
-            ConsentRecord(
-                customer_id=d.customer_id,
-                channel=d.channel,
-                action=d.action,
-                source=d.source[:64],
-                ip=d.ip,
-                occurred_at=d.occurred_at,
-                note=d.note[:255],
-            )
-        )
-        if state is None:
-            state = CustomerConsent(
-                customer_id=d.customer_id,
-                channel=d.channel,
-                status=status,
-                source=d.source[:64],
-                changed_at=d.occurred_at,
-            )
-            states[key] = new_states[key] = state
-        elif d.occurred_at >= state.changed_at:
-            state.status, state.source, state.changed_at = status, d.source[:64], d.occurred_at
-            if key not in new_states:
-                changed_states[key] = state
-        else:
-            status = state.status
-        if previous != ConsentStatus.WITHDRAWN and status == ConsentStatus.WITHDRAWN:
-            unsubscribed.append(
-                {
-                    "external_id": d.external_id,
-                    "channel": d.channel,
-                    "source": d.source[:64],
-                    "at": d.occurred_at.isoformat(),
-                }
-            )
-    created = ConsentRecord.objects.bulk_create(records, batch_size=2000)
-    CustomerConsent.objects.bulk_create(list(new_states.values()), batch_size=2000)
-    if changed_states:
-        CustomerConsent.objects.bulk_update(
-            list(changed_states.values()), ["status", "source", "changed_at"], batch_size=2000
-        )
-    if unsubscribed:
-        publish_many(topic="customer.unsubscribed", payloads=unsubscribed)
-    announce_changed(customer_id for customer_id, _ in [*new_states, *changed_states])
-    return created
-
-
-def record_consent(
-    *,
-    customer: Customer,
-    channel: str,
-    action: str,
-    source: str,
-    ip: str | None = None,
-    occurred_at: datetime | None = None,
-    note: str = "",
-) -> ConsentRecord:
-    """Append one consent decision and update the derived current state (see `record_consents`)."""
-    _check_decision(channel, action, source)
-    decision = ConsentDecision(
-        customer_id=customer.pk,
-        external_id=customer.external_id,
-        channel=channel,
-        action=action,
-        source=source,
-        occurred_at=occurred_at or timezone.now(),
-        ip=ip,
-        note=note,
-    )
-    return record_consents(decisions=[decision])[0]
-
-
-_OPT_IN_SALT = "customers.double-opt-in"
-DOUBLE_OPT_IN_MAX_AGE = 7 * 24 * 3600
-
-
-class DoubleOptInError(ValueError):
-    pass
-
-
-def request_double_opt_in(*, customer: Customer, source: str, ip: str | None = None) -> str:
-    """Record a pending email consent and return the signed token the confirmation link carries.
-
-    The token names the request it confirms, so a confirmation arriving after the customer
-    withdrew again cannot re-grant consent.
-    """
-    if not customer.email:
-        raise DoubleOptInError("This customer has no email address to confirm.")
-    record = record_consent(
-        customer=customer, channel=Channel.EMAIL, action=ConsentAction.REQUESTED, source=source, ip=ip
-    )
-    return signing.dumps({"c": customer.pk, "r": record.pk}, salt=_OPT_IN_SALT, compress=True)
-
-
-def confirm_double_opt_in(*, token: str, ip: str | None = None) -> ConsentRecord:
-    """Grant email consent for a pending request; a second click changes nothing."""
-    try:
-        data = signing.loads(token, salt=_OPT_IN_SALT, max_age=DOUBLE_OPT_IN_MAX_AGE)
-    except signing.SignatureExpired:
-        raise DoubleOptInError("This confirmation link has expired; please sign up again.") from None
-    except signing.BadSignature:
-        raise DoubleOptInError("This confirmation link is not valid.") from None
-    with transaction.atomic():
-        customer = Customer.objects.select_for_update().filter(pk=data.get("c")).first()
-        if customer is None:
-            raise DoubleOptInError("This confirmation link is not valid.")
-        request = ConsentRecord.objects.filter(pk=data.get("r"), customer=customer).first()
-        if request is None or request.action != ConsentAction.REQUESTED:
-            raise DoubleOptInError("This confirmation link is not valid.")
-        later = ConsentRecord.objects.filter(
-            customer=customer, channel=Channel.EMAIL, occurred_at__gte=request.occurred_at
-        ).exclude(pk=request.pk)
-        confirmed = later.filter(action=ConsentAction.CONFIRMED).order_by("occurred_at").first()
-        if confirmed is not None:
-            return confirmed
-        if later.filter(action=ConsentAction.WITHDRAWN).exists():
-            raise DoubleOptInError("Consent was withdrawn after this request; please sign up again.")
-        return record_consent(
-            customer=customer,
-            channel=Channel.EMAIL,
-            action=ConsentAction.CONFIRMED,
-            source="double_opt_in",
-            ip=ip,
-            note=f"confirms request #{request.pk}",
-        )
-
-
-# --- suppression ---------------------------------------------------------------------------------
-
-
-def suppress_address(
-    *, address: str, reason: str, channel: str = Channel.EMAIL, detail: str = ""
-) -> Suppression:
-    """Never message this address again on this channel (idempotent).
-
-    An erasure outranks every other reason: it is the one entry `lift_suppression` keeps.
-    """
-    if reason not in SuppressionReason.values:
-        raise ValueError(f"Unknown suppression reason {reason!r}")
-    entry, created = Suppression.objects.get_or_create(
-        channel=channel,
-        address_hash=email_digest(address),
-        defaults={"reason": reason, "detail": detail[:255]},
-    )
-    if not created and reason == SuppressionReason.ERASED and entry.reason != reason:
-        entry.reason, entry.detail = reason, detail[:255]
-        entry.save(update_fields=["reason", "detail"])
-    return entry
-
-
-def lift_suppression(*, address: str, channel: str = Channel.EMAIL) -> int:
-    """Remove an unsubscribe/manual suppression (e.g. the customer re-subscribed); erasures stay."""
-    deleted, _ = (
-        Suppression.objects.filter(channel=channel, address_hash=email_digest(address))
-        .exclude(reason=SuppressionReason.ERASED)
-        .delete()
-    )
-    return deleted
-
-
-# --- bulk upsert of customers --------------------------------------------------------------------
-
-
-def _mark_duplicates(
-    valid: list[tuple[int, dict]], key: str, errors: list[RowError]
-) -> list[tuple[int, dict]]:
-    """A key twice in one call is ambiguous (which one wins?), so the later rows are errors."""
-    first: dict[str, int] = {}
-    kept = []
-    for index, row in valid:
-        value = row[key]
-        if value in first:
-            errors.append(
-                RowError(
-                    index, key, f"Duplicate {key} in this call (first at index {first[value]}).", "duplicate"
-                )
-            )
-            continue
-        first[value] = index
-        kept.append((index, row))
-    return kept
 
 
 def upsert_customers(*, rows: Sequence[Any], partial: bool = False, source: str = "api") -> BulkResult:
@@ -309,7 +54,7 @@ def upsert_customers(*, rows: Sequence[Any], partial: bool = False, source: str 
     """
     result = BulkResult(received=len(rows), partial=partial)
     valid, errors = validate_rows(schemas.CUSTOMER, rows)
-    valid = _mark_duplicates(valid, "external_id", errors)
+    valid = mark_duplicates(valid, "external_id", errors)
     result.errors = sorted(errors, key=lambda e: e.index)
     if result.rejected:
         return result.finish_rejected()
@@ -527,222 +272,6 @@ def _apply_inline_consent(
 
 
 # --- events --------------------------------------------------------------------------------------
-
-
-def _customer_ids(external_ids: Iterable[str]) -> dict[str, int]:
-    wanted = list(set(external_ids))
-    found: dict[str, int] = {}
-    for start in range(0, len(wanted), 5000):
-        found.update(
-            Customer.objects.filter(external_id__in=wanted[start : start + 5000]).values_list(
-                "external_id", "pk"
-            )
-        )
-    return found
-
-
-def _product_ids(skus: Iterable[str]) -> dict[str, int]:
-    from catalog.models import Product
-
-    wanted = list(set(skus))
-    found: dict[str, int] = {}
-    for start in range(0, len(wanted), 5000):
-        found.update(Product.objects.filter(sku__in=wanted[start : start + 5000]).values_list("sku", "pk"))
-    return found
-
-
-def _conflict(index: int, field: str, what: str) -> RowError:
-    return RowError(
-        index,
-        field,
-        f"This {what} was already received with a different payload; use a new key for a new {what.split()[0]}.",
-        "conflict",
-    )
-
-
-def ingest_events(*, rows: Sequence[Any], partial: bool = False) -> BulkResult:
-    """Store behaviour events once each, keyed by their idempotency key, and award event points.
-
-    A replay of a key with the same payload counts as unchanged; the same key with another payload
-    is a row error with code `conflict` (HTTP 409 when it is the only kind of error).
-    """
-    result = BulkResult(received=len(rows), partial=partial)
-    valid, errors = validate_rows(schemas.EVENT, rows)
-    hashes = {index: payload_digest(rows[index]) for index, _ in valid}
-    seen: dict[str, int] = {}
-    deduped = []
-    duplicates_in_call = 0
-    for index, row in valid:
-        key = row["idempotency_key"]
-        if key in seen:
-            if hashes[seen[key]] == hashes[index]:
-                duplicates_in_call += 1
-            else:
-                errors.append(_conflict(index, "idempotency_key", "event key"))
-            continue
-        seen[key] = index
-        deduped.append((index, row))
-    customers = _customer_ids(row["customer"] for _, row in deduped)
-    products = _product_ids(row["product"] for _, row in deduped if row.get("product"))
-    existing = dict(
-        Event.objects.filter(idempotency_key__in=[row["idempotency_key"] for _, row in deduped]).values_list(
-            "idempotency_key", "payload_hash"
-        )
-    )
-    to_create: list[Event] = []
-    replays = 0
-    for index, row in deduped:
-        key = row["idempotency_key"]
-        if key in existing:
-            if existing[key] == hashes[index]:
-                replays += 1
-            else:
-                errors.append(_conflict(index, "idempotency_key", "event key"))
-            continue
-        row_errors = []
-        if row["customer"] not in customers:
-            row_errors.append(
-                RowError(index, "customer", "No customer with this external_id.", "unknown_customer")
-            )
-        if row.get("product") and row["product"] not in products:
-            row_errors.append(RowError(index, "product", "No product with this sku.", "unknown_product"))
-        if row_errors:
-            errors.extend(row_errors)
-            continue
-        to_create.append(
-            Event(
-                customer_id=customers[row["customer"]],
-                type=row["type"],
-                name=row.get("name", ""),
-                product_id=products.get(row.get("product") or ""),
-                quantity=row.get("quantity", 1),
-                value=row.get("value"),
-                properties=row.get("properties", {}),
-                occurred_at=row["occurred_at"],
-                idempotency_key=key,
-                payload_hash=hashes[index],
-            )
-        )
-    result.errors = sorted(errors, key=lambda e: e.index)
-    if result.rejected:
-        return result.finish_rejected()
-    result.failed = len({e.index for e in errors})
-    with transaction.atomic():
-        created = Event.objects.bulk_create(to_create, batch_size=2000)
-        if created:
-            from loyalty.services import apply_event_points
-
-            result.extra["points_awarded"] = apply_event_points(events=created)
-            event_ids = [event.pk for event in created]
-            transaction.on_commit(lambda: signals.events_ingested.send(sender=Event, event_ids=event_ids))
-    result.created = len(created)
-    result.unchanged = replays + duplicates_in_call
-    return result
-
-
-# --- orders --------------------------------------------------------------------------------------
-
-
-def ingest_orders(*, rows: Sequence[Any], partial: bool = False) -> BulkResult:
-    """Store orders with their lines once each, keyed by `external_id`, and award order points.
-
-    Orders are immutable once received: a return or cancellation arrives as another order with
-    negative lines. The same order sent again is unchanged; the same id with another payload is a
-    `conflict` row error.
-    """
-    result = BulkResult(received=len(rows), partial=partial)
-    valid, errors = validate_rows(schemas.ORDER, rows)
-    valid = _mark_duplicates(valid, "external_id", errors)
-    hashes = {index: payload_digest(rows[index]) for index, _ in valid}
-    customers = _customer_ids(row["customer"] for _, row in valid)
-    products = _product_ids(line["sku"] for _, row in valid for line in row["lines"])
-    existing = dict(
-        Order.objects.filter(external_id__in=[row["external_id"] for _, row in valid]).values_list(
-            "external_id", "payload_hash"
-        )
-    )
-    accepted: list[tuple[int, dict]] = []
-    replays = 0
-    for index, row in valid:
-        if row["external_id"] in existing:
-            if existing[row["external_id"]] == hashes[index]:
-                replays += 1
-            else:
-                errors.append(_conflict(index, "external_id", "order id"))
-            continue
-        row_errors = []
-        if row["customer"] not in customers:
-            row_errors.append(
-                RowError(index, "customer", "No customer with this external_id.", "unknown_customer")
-            )
-        for position, line in enumerate(row["lines"]):
-            if line["sku"] not in products:
-                row_errors.append(
-                    RowError(index, f"lines[{position}].sku", "No product with this sku.", "unknown_product")
-                )
-        if row_errors:
-            errors.extend(row_errors)
-            continue
-        accepted.append((index, row))
-    result.errors = sorted(errors, key=lambda e: e.index)
-    if result.rejected:
-        return result.finish_rejected()
-    result.failed = len({e.index for e in errors})
-    orders: list[Order] = []
-    for index, row in accepted:
-        total = sum((line["quantity"] * line["unit_price"] for line in row["lines"]), start=0)
-        status = row.get("status") or (
-            Order.Status.RETURNED
-            if all(line["quantity"] < 0 for line in row["lines"])
-            else Order.Status.PLACED
-        )
-        orders.append(
-            Order(
-                external_id=row["external_id"],
-                customer_id=customers[row["customer"]],
-                status=status,
-                placed_at=row["placed_at"],
-                currency=row.get("currency", "GBP"),
-                total=total,
-                attributes=row.get("attributes", {}),
-                payload_hash=hashes[index],
-            )
-        )
-    with transaction.atomic():
-        created = Order.objects.bulk_create(orders, batch_size=2000)
-        lines = []
-        for order, (_, row) in zip(created, accepted, strict=True):
-            negative_kind = (
-                OrderLine.Kind.CANCELLATION
-                if order.status == Order.Status.CANCELLED
-                else OrderLine.Kind.RETURN
-            )
-            for line_no, line in enumerate(row["lines"], start=1):
-                kind = line.get("kind") or (OrderLine.Kind.SALE if line["quantity"] > 0 else negative_kind)
-                lines.append(
-                    OrderLine(
-                        order_id=order.pk,
-                        line_no=line_no,
-                        product_id=products[line["sku"]],
-                        sku=line["sku"],
-                        kind=kind,
-                        quantity=line["quantity"],
-                        unit_price=line["unit_price"],
-                    )
-                )
-        OrderLine.objects.bulk_create(lines, batch_size=5000)
-        if created:
-            from loyalty.services import apply_order_points
-
-            result.extra["points_awarded"] = apply_order_points(orders=created)
-            order_ids = [order.pk for order in created]
-            transaction.on_commit(lambda: signals.orders_ingested.send(sender=Order, order_ids=order_ids))
-    result.created = len(created)
-    result.unchanged = replays
-    return result
-
-
-# --- lifecycle and GDPR --------------------------------------------------------------------------
 
 
 def soft_delete_customer(*, customer: Customer, actor=None) -> Customer:
