@@ -13,45 +13,17 @@ from django.utils import timezone
 
 from access.models import AuditEntry
 from recommender.models import ModelVersion, RecommenderConfig
-from tests.integration.recommender.shop import build_shop
+from tests.reliability.recommender.scenario import model_serving, start_slow_training, wait_until
 
 pytestmark = pytest.mark.slow
-
-SAMPLE = ["c0000", "c0001", "c0150", "c0299"]
-# ALS with this many sweeps takes seconds on the 300-customer shop (validation fit + final fit):
-# long enough to be killed in the middle, short enough to be retried within the test.
-SLOW_ALS = {"factors": 64, "iterations": 600}
-
-
-def _wait(predicate, timeout: float, what: str, worker=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if worker is not None and worker.process is not None and not worker.alive:
-            raise AssertionError(f"worker died while waiting for {what}:\n{worker.output()[-4000:]}")
-        time.sleep(0.2)
-    tail = worker.output()[-4000:] if worker is not None else ""
-    raise AssertionError(f"timed out waiting for {what}\n{tail}")
 
 
 def test_training_killed_midway_keeps_the_active_model_and_is_retried(training_worker, make_api_client):
     from recommender import tasks
-    from recommender.services import registry, scoring
 
-    build_shop(customers=300, products_per_category=20)
-    config = RecommenderConfig.objects.create(
-        name="default", algorithm="item_knn", params={"neighbours": 20}, is_default=True, items_per_customer=5
-    )
-    v1 = registry.train(config_id=config.pk, num_threads=1)
-    scoring.score_all(version_id=v1.pk, promote_when_done=True)
+    serving = model_serving(make_api_client)
+    config, v1, served = serving.config, serving.v1, serving.served
     assert RecommenderConfig.objects.get(pk=config.pk).active_version_id == v1.pk
-    api = make_api_client("recommendations:read")
-
-    def served() -> dict:
-        return {c: api.get(f"/api/v1/customers/{c}/recommendations/?n=5").json() for c in SAMPLE}
-
     before = served()
     assert all(
         b["model_version"] == v1.pk and b["source"] == "stored" and len(b["items"]) == 5
@@ -59,12 +31,9 @@ def test_training_killed_midway_keeps_the_active_model_and_is_retried(training_w
     )
 
     # A slow run (the nightly path: the version row first, then the task), killed mid-run.
-    RecommenderConfig.objects.filter(pk=config.pk).update(algorithm="als", params=SLOW_ALS)
-    config.refresh_from_db()
-    v2 = registry.start_training(config=config)
-    tasks.train.delay(config.pk, v2.pk)
+    v2 = start_slow_training(config)
     training_worker.start()
-    _wait(
+    wait_until(
         lambda: ModelVersion.objects.filter(pk=v2.pk, attempts=1, lease_until__isnull=False).exists(),
         120,
         "the worker to start training",
@@ -83,7 +52,7 @@ def test_training_killed_midway_keeps_the_active_model_and_is_retried(training_w
     # Nobody renews the lease now; once it has run out the reconciler notes the interruption
     # and enqueues the run again (the killed task's message stays unacked in Redis until its
     # visibility timeout; should it come back, the lease decides who runs).
-    _wait(
+    wait_until(
         lambda: ModelVersion.objects.get(pk=v2.pk).lease_until < timezone.now(),
         30,
         "the dead worker's lease to run out",
@@ -100,7 +69,7 @@ def test_training_killed_midway_keeps_the_active_model_and_is_retried(training_w
     # A worker again: the retried run trains, is scored and promoted.
     retry_started = time.monotonic()
     training_worker.start()
-    _wait(
+    wait_until(
         lambda: RecommenderConfig.objects.get(pk=config.pk).active_version_id == v2.pk,
         300,
         "the retried run to be promoted",

@@ -19,8 +19,7 @@ from django.utils import timezone
 
 from access.models import AuditEntry
 from recommender.models import ModelVersion, RecommenderConfig
-from tests.integration.recommender.shop import build_shop
-from tests.reliability.recommender.test_training_faults import SAMPLE, SLOW_ALS, _wait
+from tests.reliability.recommender.scenario import model_serving, start_slow_training, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -44,30 +43,17 @@ def finished_train_runs(log: str) -> list[str]:
 
 def test_pool_child_killed_mid_fit_keeps_the_active_model_and_is_retried(training_worker, make_api_client):
     from recommender import tasks
-    from recommender.services import registry, scoring
 
-    build_shop(customers=300, products_per_category=20)
-    config = RecommenderConfig.objects.create(
-        name="default", algorithm="item_knn", params={"neighbours": 20}, is_default=True, items_per_customer=5
-    )
-    v1 = registry.train(config_id=config.pk, num_threads=1)
-    scoring.score_all(version_id=v1.pk, promote_when_done=True)
-    api = make_api_client("recommendations:read")
-
-    def served() -> dict:
-        return {c: api.get(f"/api/v1/customers/{c}/recommendations/?n=5").json() for c in SAMPLE}
-
+    serving = model_serving(make_api_client)
+    config, v1, served = serving.config, serving.v1, serving.served
     before = served()
     assert all(b["model_version"] == v1.pk and len(b["items"]) == 5 for b in before.values())
 
-    RecommenderConfig.objects.filter(pk=config.pk).update(algorithm="als", params=SLOW_ALS)
-    config.refresh_from_db()
-    v2 = registry.start_training(config=config)
-    tasks.train.delay(config.pk, v2.pk)
+    v2 = start_slow_training(config)
     training_worker.env["RECOMMENDER_TRAINING_LEASE_SECONDS"] = str(LEASE_SECONDS)
     training_worker.start()
     main_pid = training_worker.process.pid
-    _wait(
+    wait_until(
         lambda: ModelVersion.objects.filter(pk=v2.pk, attempts=1, lease_until__isnull=False).exists(),
         120,
         "the worker to start training",
@@ -76,7 +62,7 @@ def test_pool_child_killed_mid_fit_keeps_the_active_model_and_is_retried(trainin
     (child,) = training_worker.pool_pids()  # concurrency 1: the child running the fit
     process = psutil.Process(child)
     base = sum(process.cpu_times()[:2])
-    _wait(
+    wait_until(
         lambda: sum(process.cpu_times()[:2]) - base >= CPU_INTO_THE_FIT,
         60,
         "the child to be fitting",
@@ -88,7 +74,7 @@ def test_pool_child_killed_mid_fit_keeps_the_active_model_and_is_retried(trainin
 
     # The main process lives, replaces the child, and gets the message back from the broker: the
     # second delivery finds the dead child's lease still running and trains nothing.
-    _wait(
+    wait_until(
         lambda: len(finished_train_runs(training_worker.output())) >= 1,
         60,
         "the requeued train message to be run again",
@@ -109,7 +95,9 @@ def test_pool_child_killed_mid_fit_keeps_the_active_model_and_is_retried(trainin
 
     # Nobody renews the lease; once it has run out the reconciler (beat, every few minutes)
     # notes the interruption and enqueues the run once; the same worker trains and promotes it.
-    _wait(lambda: ModelVersion.objects.get(pk=v2.pk).lease_until < timezone.now(), 60, "the lease to run out")
+    wait_until(
+        lambda: ModelVersion.objects.get(pk=v2.pk).lease_until < timezone.now(), 60, "the lease to run out"
+    )
     lease_ran_out = time.monotonic() - killed
     assert served() == before
     assert tasks.reconcile.apply().get() == {"training": 1, "chunks": 0}
@@ -117,7 +105,7 @@ def test_pool_child_killed_mid_fit_keeps_the_active_model_and_is_retried(trainin
     assert v2.error.startswith("attempt 1 interrupted: the worker stopped before it finished"), v2.error
     assert AuditEntry.objects.filter(action="recommender.training_interrupted", target_id=str(v2.pk)).exists()
     assert tasks.reconcile.apply().get() == {"training": 0, "chunks": 0}
-    _wait(
+    wait_until(
         lambda: RecommenderConfig.objects.get(pk=config.pk).active_version_id == v2.pk,
         300,
         "the retried run to be promoted",
