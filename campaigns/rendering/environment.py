@@ -32,25 +32,20 @@ markers (``PlainRenderNeeded``), so the result is always what a plain render giv
 
 from __future__ import annotations
 
-import datetime as dt
-import difflib
 import functools
 import re
 import threading
 import time
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import jinja2.debug  # noqa: F401 -- Jinja imports it at the first template error; import it now
-from jinja2 import StrictUndefined, Template
-from jinja2.environment import TemplateModule
+from jinja2 import Template
 from jinja2.runtime import LoopContext, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
-from jinja2.utils import missing
-from markupsafe import Markup, escape
+from markupsafe import escape
 
 from campaigns.rendering.allowlist import (
     STR_METHODS,
@@ -62,7 +57,7 @@ from campaigns.rendering.allowlist import (
     make_namespace,
 )
 from campaigns.rendering.codegen import LOOP_GUARD, GuardedCodeGenerator, GuardedLoop
-from campaigns.rendering.context import CONTEXT_NAMES, check_plain
+from campaigns.rendering.context import check_plain
 from campaigns.rendering.errors import TemplateError, TemplateProblem, problem_from_exception, source_filename
 from campaigns.rendering.filters import marketer_filters, marketer_tests
 from campaigns.rendering.limits import (
@@ -79,13 +74,16 @@ from campaigns.rendering.limits import (
 )
 from campaigns.rendering.loader import SHIPPED_ROOT, ShippedTemplates
 from campaigns.rendering.markers import (
-    MARK_CLOSE,
     MARK_OPEN,
     MARKER,
+    MARKER_STRINGS,
     PlainRenderNeeded,
+    ValueSlots,
     has_marker,
     inspected_captured_output,
 )
+from campaigns.rendering.printing import checked_output
+from campaigns.rendering.undefined import MissingValue
 
 #: Which environment renders which part of a message.
 PART_KINDS: Mapping[str, str] = {
@@ -100,55 +98,6 @@ PART_KINDS: Mapping[str, str] = {
 }
 
 DEFAULT_LIMITS = RenderLimits()
-
-
-# ---------------------------------------------------------------------------------------
-# Missing values
-
-
-class MissingValue(StrictUndefined):
-    """Strict when printed, iterated or computed with; falsy when tested in an ``if``.
-
-    A missing value reached through a refused attribute (``''.__class__``) is not
-    falsy: testing it raises the security error, so a probe cannot tell "refused" from
-    "absent" by branching on it.
-    """
-
-    __slots__ = ()
-    __eq__ = Undefined.__eq__
-    __ne__ = Undefined.__ne__
-    __hash__ = Undefined.__hash__
-
-    def __bool__(self) -> bool:
-        if self._undefined_exception is SecurityError:
-            self._fail_with_undefined_error()
-        return False
-
-    @property
-    def _undefined_message(self) -> str:
-        if self._undefined_hint:
-            return self._undefined_hint
-        name = self._undefined_name
-        owner = self._undefined_obj
-        if owner is missing:
-            return (
-                f"{name!r} is not a variable here (variables: {', '.join(CONTEXT_NAMES)}); "
-                "check the spelling, or guard it with |default(...)"
-            )
-        if owner is None:
-            return f"cannot read {name!r} of an empty value (None); check it with {{% if ... %}} first"
-        if isinstance(owner, Mapping):
-            keys = [k for k in owner if isinstance(k, str)]
-            close = difflib.get_close_matches(str(name), keys, n=1)
-            hint = (
-                f"did you mean {close[0]!r}?"
-                if close
-                else f"fields: {', '.join(sorted(keys)[:15]) or 'none'}"
-            )
-            return f"no field {name!r} here ({hint}); use |default(...) for optional fields"
-        if isinstance(owner, (list, tuple)) and isinstance(name, int):
-            return f"there is no item {name} in a list of {len(owner)}"
-        return f"a {type(owner).__name__} value has no {name!r}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -327,20 +276,20 @@ class MarketerSandbox(ImmutableSandboxedEnvironment):
     def finalize_value(self, value: Any) -> Any:
         """Runs on every ``{{ ... }}`` of a text part before it becomes text (never at
         compile time: outside a render there is no budget, so Jinja leaves it for runtime)."""
-        return _checked_output(value, active_budget())
+        return checked_output(value, active_budget())
 
     def finalize_html(self, value: Any) -> Any:
         """The HTML counterpart: checks, then escapes -- or, rendering with value markers,
         returns the value's marker (see ``ValueSlots``)."""
         budget = active_budget()
-        value = _checked_output(value, budget)
+        value = checked_output(value, budget)
         slots = budget.slots
         if slots is None or isinstance(value, Undefined):
             return escape(value)
         if type(value) is str:  # the common case, inlined: a value printed before reuses its marker
             number = slots.index.get(value)
             if number is not None:
-                return _MARKERS[number]
+                return MARKER_STRINGS[number]
         return slots.marker_for(value)
 
     def bounded_concat(self, join: Any, parts: tuple[Any, ...]) -> Any:
@@ -355,121 +304,6 @@ class MarketerSandbox(ImmutableSandboxedEnvironment):
         result = join(parts)
         budget.built(result)
         return result
-
-
-def _checked_output(value: Any, budget: RenderBudget) -> Any:
-    """What every printed value goes through: the printing policy, its size, the total."""
-    kind = type(value)
-    if kind is str or kind is Markup:
-        size = len(value)
-    elif value is None:
-        raise LimitExceeded(
-            "empty",
-            "this prints an empty value (None); give it a fallback, e.g. "
-            "{{ customer.first_name|default('there', true) }} or {{ customer|first_name('there') }}",
-        )
-    elif isinstance(value, Undefined):
-        return value  # printing it raises the undefined error
-    elif isinstance(value, TemplateModule):
-        raise SecurityError("an imported template cannot be printed; print one of its macros")
-    elif isinstance(value, str):
-        size = len(value)
-    else:
-        _check_printable(value)
-        size = printed_size(value, budget.limits.max_value_chars)
-    limits = budget.limits
-    if size > limits.max_value_chars:
-        check_value_size("a printed value", size, limits)
-    budget.produced += size
-    if budget.produced > limits.max_produced_chars:
-        budget.add_produced(0)  # raises with the message
-    return value
-
-
-_PRINTABLE_SCALARS = (str, bool, int, float, Decimal, dt.date, dt.time, type(None))
-
-
-def _check_printable(value: Any, depth: int = 0) -> None:
-    """Only data prints: an object's ``repr`` (``<built-in method join of str object at
-    0x7f...>``, ``<generator object ...>``) is never content, and can leak memory addresses.
-    A list is checked item by item, since it prints its items' ``repr`` and would hide a
-    missing value inside it."""
-    if isinstance(value, Undefined):
-        value._fail_with_undefined_error()
-    if isinstance(value, _PRINTABLE_SCALARS):
-        return
-    if depth < 6 and isinstance(value, (list, tuple, dict)):
-        for item in value.values() if isinstance(value, dict) else value:
-            _check_printable(item, depth + 1)
-        return
-    hint = " (add |list, or |join(', '))" if isinstance(value, Iterator) else ""
-    raise SecurityError(f"a {type(value).__name__} value cannot be printed{hint}")
-
-
-class ValueSlots:
-    """The values an HTML part printed, each once, in the order first printed.
-
-    Printed text goes into the output as a marker; markup (a macro's or block's output,
-    ``|urlize``...) goes in as it is, since it is template structure -- unless it holds no
-    tag at all, in which case it is a value too.
-    """
-
-    __slots__ = ("escaped", "raw", "index")
-
-    def __init__(self) -> None:
-        self.escaped: list[str] = []
-        self.raw: list[str] = []
-        self.index: dict[str, int] = {}
-
-    def marker_for(self, value: Any) -> Any:
-        if type(value) is str:
-            raw = value
-            escaped = None
-        elif hasattr(value, "__html__"):
-            escaped = value.__html__()
-            if "<" in escaped or MARK_OPEN in escaped or not escaped:
-                return value
-            raw = Markup(escaped).unescape()  # noqa: S704 -- already markup; unescaped for the text part
-        else:
-            raw = str(value)
-            escaped = None
-        if not raw:
-            return raw
-        number = self.index.get(raw)
-        if number is None:
-            if escaped is None:
-                if MARK_OPEN in raw:  # a list holding captured output, or data holding U+E000
-                    raise PlainRenderNeeded
-                escaped = escape_text(raw)
-            number = self.index[raw] = len(self.escaped)
-            self.escaped.append(escaped)
-            self.raw.append(raw)
-        return marker(number)
-
-
-def escape_text(text: str) -> str:
-    """Exactly what ``markupsafe.escape`` does to a plain string (so a part rendered with
-    markers is byte for byte a part rendered without), minus making a ``Markup``."""
-    return (
-        text.replace("&", "&amp;")
-        .replace(">", "&gt;")
-        .replace("<", "&lt;")
-        .replace("'", "&#39;")
-        .replace('"', "&#34;")
-    )
-
-
-_MARKERS: list[str] = []
-_MARKERS_LOCK = threading.Lock()
-
-
-def marker(number: int) -> str:
-    """The marker of value ``number``, made once (this runs for every value printed)."""
-    if number >= len(_MARKERS):
-        with _MARKERS_LOCK:
-            while len(_MARKERS) <= number:
-                _MARKERS.append(f"{MARK_OPEN}{len(_MARKERS)}{MARK_CLOSE}")
-    return _MARKERS[number]
 
 
 # ---------------------------------------------------------------------------------------

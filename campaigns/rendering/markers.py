@@ -10,6 +10,10 @@ hooks in ``environment.py`` and ``filters.py`` share.
 from __future__ import annotations
 
 import re
+import threading
+from typing import Any
+
+from markupsafe import Markup
 
 from campaigns.rendering.limits import active_budget
 
@@ -51,3 +55,69 @@ def split_values(text: str) -> list[str | int]:
         elif chunk:
             parts.append(chunk)
     return parts
+
+
+class ValueSlots:
+    """The values an HTML part printed, each once, in the order first printed.
+
+    Printed text goes into the output as a marker; markup (a macro's or block's output,
+    ``|urlize``...) goes in as it is, since it is template structure -- unless it holds no
+    tag at all, in which case it is a value too.
+    """
+
+    __slots__ = ("escaped", "raw", "index")
+
+    def __init__(self) -> None:
+        self.escaped: list[str] = []
+        self.raw: list[str] = []
+        self.index: dict[str, int] = {}
+
+    def marker_for(self, value: Any) -> Any:
+        if type(value) is str:
+            raw = value
+            escaped = None
+        elif hasattr(value, "__html__"):
+            escaped = value.__html__()
+            if "<" in escaped or MARK_OPEN in escaped or not escaped:
+                return value
+            raw = Markup(escaped).unescape()  # noqa: S704 -- already markup; unescaped for the text part
+        else:
+            raw = str(value)
+            escaped = None
+        if not raw:
+            return raw
+        number = self.index.get(raw)
+        if number is None:
+            if escaped is None:
+                if MARK_OPEN in raw:  # a list holding captured output, or data holding U+E000
+                    raise PlainRenderNeeded
+                escaped = escape_text(raw)
+            number = self.index[raw] = len(self.escaped)
+            self.escaped.append(escaped)
+            self.raw.append(raw)
+        return marker(number)
+
+
+def escape_text(text: str) -> str:
+    """Exactly what ``markupsafe.escape`` does to a plain string (so a part rendered with
+    markers is byte for byte a part rendered without), minus making a ``Markup``."""
+    return (
+        text.replace("&", "&amp;")
+        .replace(">", "&gt;")
+        .replace("<", "&lt;")
+        .replace("'", "&#39;")
+        .replace('"', "&#34;")
+    )
+
+
+MARKER_STRINGS: list[str] = []
+_MARKERS_LOCK = threading.Lock()
+
+
+def marker(number: int) -> str:
+    """The marker of value ``number``, made once (this runs for every value printed)."""
+    if number >= len(MARKER_STRINGS):
+        with _MARKERS_LOCK:
+            while len(MARKER_STRINGS) <= number:
+                MARKER_STRINGS.append(f"{MARK_OPEN}{len(MARKER_STRINGS)}{MARK_CLOSE}")
+    return MARKER_STRINGS[number]
