@@ -101,7 +101,8 @@ class CustomerFeatures(models.Model):
     customer = models.OneToOneField(
         "customers.Customer", on_delete=models.CASCADE, primary_key=True, related_name="features"
     )
-    recency_days = models.IntegerField(null=True, blank=True)
+    # No stored recency: it changes for everyone every day, and storing it made each nightly run
+    # rewrite every row. `segments.features.recency` derives it from last_order_at.
     frequency = models.IntegerField(default=0, help_text="Number of orders")
     monetary = models.DecimalField(max_digits=14, decimal_places=2, default=0, help_text="Net revenue")
     average_order_value = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
@@ -162,7 +163,9 @@ class CustomerRollup(models.Model):
     PostgreSQL keeps in a bitmap, so the table stays narrow. Every customer has a row after a
     rebuild; a customer without one (created since) has no orders, events, consent or features
     (unless touched since: the compiler reads touched customers raw).
-    Orders count every status but `cancelled`, as the rules do by default.
+    Orders count every status but `cancelled`, as the rules do by default; `purchases`,
+    `net_spend` and first/last purchase are the purchase history the RFM scores use
+    (see `segments.rollups.purchase_sql`).
     """
 
     customer = models.OneToOneField(
@@ -176,6 +179,11 @@ class CustomerRollup(models.Model):
     order_revenue = models.DecimalField(max_digits=16, decimal_places=2, null=True)
     order_first_at = models.DateTimeField(null=True)
     order_last_at = models.DateTimeField(null=True)
+    # Purchases (not the `purchase` events, which have columns of their own).
+    purchases = models.IntegerField(null=True)
+    net_spend = models.DecimalField(max_digits=16, decimal_places=2, null=True)
+    first_purchase_at = models.DateTimeField(null=True)
+    last_purchase_at = models.DateTimeField(null=True)
 
     def __str__(self) -> str:
         return f"rollup of {self.customer_id}"

@@ -63,6 +63,23 @@ REBUILD_HOURS = 6
 NOT_CANCELLED = "status <> 'cancelled'"
 
 
+def purchase_sql(alias: str = "") -> str:
+    """An order that is a purchase: neither cancelled nor returned, and not a refund (a negative
+    total; a free order is still a visit). The one definition the RFM scores and the rollups share."""
+    prefix = f"{alias}." if alias else ""
+    return f"({prefix}status NOT IN ('cancelled', 'returned') AND {prefix}total >= 0)"
+
+
+def net_spend_sql(alias: str = "") -> str:
+    """What an order adds to a customer's net spend: its total, refunds (negative totals) included,
+    except a cancelled or wholly returned order with a positive total, which counts for nothing."""
+    prefix = f"{alias}." if alias else ""
+    return (
+        f"(CASE WHEN {prefix}status IN ('cancelled', 'returned') AND {prefix}total > 0 "
+        f"THEN 0 ELSE {prefix}total END)"
+    )
+
+
 def enabled() -> bool:
     return connection.vendor == "postgresql"
 
@@ -100,12 +117,28 @@ def current(*, now: datetime) -> Snapshot | None:
 def _columns() -> tuple[list[str], list[str], list[str]]:
     """(order columns, event columns, their select expressions in the same order)."""
     order_cols = ["order_count", "order_revenue", "order_first_at", "order_last_at"]
-    order_exprs = ["count(*)", "sum(total)", "min(placed_at)", "max(placed_at)"]
+    kept = f"FILTER (WHERE {NOT_CANCELLED})"
+    order_exprs = [
+        f"nullif(count(*) {kept}, 0)",
+        f"sum(total) {kept}",
+        f"min(placed_at) {kept}",
+        f"max(placed_at) {kept}",
+    ]
+    # The purchase history the features run scores (RFM): purchases and net spend as defined by
+    # `purchase_sql` / `net_spend_sql`, so that run reads these instead of every order.
+    order_cols += ["purchases", "net_spend", "first_purchase_at", "last_purchase_at"]
+    purchase = f"FILTER (WHERE {purchase_sql()})"
+    order_exprs += [
+        f"nullif(count(*) {purchase}, 0)",
+        f"sum({net_spend_sql()})",
+        f"min(placed_at) {purchase}",
+        f"max(placed_at) {purchase}",
+    ]
     for days in ROLLUP_WINDOWS:
         order_cols += [rollup_column("order_count", days), rollup_column("order_revenue", days)]
         order_exprs += [
-            f"sum(CASE WHEN placed_at >= %(from{days})s THEN 1 END)",
-            f"sum(CASE WHEN placed_at >= %(from{days})s THEN total END)",
+            f"sum(CASE WHEN {NOT_CANCELLED} AND placed_at >= %(from{days})s THEN 1 END)",
+            f"sum(CASE WHEN {NOT_CANCELLED} AND placed_at >= %(from{days})s THEN total END)",
         ]
     event_cols, event_exprs = [], []
     for kind in ROLLUP_EVENT_TYPES:
@@ -151,7 +184,7 @@ def _insert_sql(scoped: bool, table: str = TABLE) -> str:
         SELECT {picks}
         FROM customers_customer c
         LEFT JOIN (SELECT customer_id, {order_select} FROM customers_order
-                   WHERE {NOT_CANCELLED}{scope} GROUP BY customer_id) o ON o.customer_id = c.id
+                   WHERE true{scope} GROUP BY customer_id) o ON o.customer_id = c.id
         LEFT JOIN (SELECT customer_id, {event_select} FROM customers_event
                    WHERE true{scope} GROUP BY customer_id) e ON e.customer_id = c.id
         LEFT JOIN (SELECT customer_id, {consent_select} FROM customers_customerconsent

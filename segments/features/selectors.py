@@ -16,6 +16,7 @@ from django.db.models import Count, Sum
 
 from segments.analytics.rfm import SCORES
 from segments.features.models import AnalyticsRun
+from segments.features.recency import recency_days, scored_as_of
 from segments.features.services import group_descriptions, rfm_mapping
 from segments.models import CustomerFeatures
 
@@ -200,7 +201,7 @@ def customer_features(*, customer) -> dict[str, Any] | None:
             if profile.get("cluster") == features.cluster:
                 cluster_description = profile.get("description", "")
     return {
-        "recency_days": features.recency_days,
+        "recency_days": recency_days(features.last_order_at, scored_as_of()),
         "frequency": features.frequency,
         "monetary": features.monetary,
         "average_order_value": features.average_order_value,

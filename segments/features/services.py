@@ -4,10 +4,11 @@ Each computation is one run: an `AnalyticsRun` row opened outside the transactio
 leaves a visible "running" row), the per-customer values written in bulk inside one transaction
 (so a failed run leaves the previous values in place), then the run closed with its summary.
 
-Per-customer aggregates and RFM quintiles are computed by the database: one SELECT with
-`NTILE(5)` window functions over the per-customer aggregate of the orders. On PostgreSQL that
-SELECT feeds `INSERT ... ON CONFLICT DO UPDATE` directly, so a million customers never pass
-through Python; on SQLite (the demo) the rows come back and go out with `bulk_create`.
+Per-customer aggregates and RFM quintiles are computed by the database (`segments.features.sql`:
+from the per-customer rollups where they are exact, else from the orders). On PostgreSQL the
+result goes into a temporary table and only the rows that changed are rewritten, so a million
+customers never pass through Python; on SQLite (the demo) the rows come back and go out with
+`bulk_create`.
 The models (k-means, BG/NBD, Gamma-Gamma) run in `segments.analytics` on arrays read in one query.
 
 Orders: a *purchase* is an order that is neither cancelled nor returned and whose total is not
@@ -32,7 +33,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from customers.models import Customer, Order
+from customers.models import Order
 from segments import rollups
 from segments.analytics import (
     DEFAULT_GROUP_DESCRIPTIONS,
@@ -47,7 +48,23 @@ from segments.analytics import (
 )
 from segments.analytics.summary import days_per_unit
 from segments.features.models import AnalyticsRun
-from segments.models import CustomerFeatures
+from segments.features.recency import scored_as_of
+from segments.features.sql import (
+    FEATURE_COLUMNS,
+    base_params,
+    hand_written_rfm_sql,
+    purchase_summary_sql,
+    recency_sql,
+    rfm_select_sql,
+)
+from segments.models import CustomerFeatures, RollupState
+
+__all__ = [  # the SQL builders stay importable from here (the benchmark and the tests use them)
+    "FEATURE_COLUMNS",
+    "hand_written_rfm_sql",
+    "purchase_summary_sql",
+    "rfm_select_sql",
+]
 
 #: Features k-means looks at, and those log-scaled first because a few big customers would
 #: otherwise get clusters of their own.
@@ -127,166 +144,34 @@ def _as_of(as_of: datetime | None) -> datetime:
     return value
 
 
-# --- SQL fragments ---------------------------------------------------------------------------------
-
-_PURCHASE = "(o.status NOT IN ('cancelled', 'returned') AND o.total >= 0)"
-_NET_SPEND = "(CASE WHEN o.status IN ('cancelled', 'returned') AND o.total > 0 THEN 0 ELSE o.total END)"
-
-
-def _order_day(column: str) -> str:
-    """The calendar day of a timestamp column in the shop's time zone, as a date."""
-    if connection.vendor == "postgresql":
-        return f"({column} AT TIME ZONE %(tz)s)::date"
-    return f"date({column})"
-
-
-def _days_between(later: str, earlier: str) -> str:
-    """Whole days from the day of `earlier` to the day of `later` (both date expressions)."""
-    if connection.vendor == "postgresql":
-        return f"({later} - {earlier})"
-    return f"CAST(julianday({later}) - julianday({earlier}) AS INTEGER)"
-
-
-def _as_of_day() -> str:
-    if connection.vendor == "postgresql":
-        return "(%(as_of)s::timestamptz AT TIME ZONE %(tz)s)::date"
-    return "date(%(as_of)s)"
-
-
-def _group_case(mapping: RFMMapping, params: dict[str, Any]) -> str:
-    """The mapping's ordered rules as one SQL CASE: the first matching WHEN wins, as in the table."""
-    value = "(f + m) / 2.0" if mapping.value_score == "frequency_monetary" else "f"
-    whens = []
-    for index, rule in enumerate(mapping.rules):
-        params[f"g{index}"] = rule.group
-        whens.append(
-            f"WHEN r BETWEEN {int(rule.recency[0])} AND {int(rule.recency[1])} "
-            f"AND {value} BETWEEN {float(rule.value[0])!r} AND {float(rule.value[1])!r} THEN %(g{index})s"
-        )
-    return "CASE WHEN r IS NULL THEN '' " + " ".join(whens) + " ELSE '' END"
-
-
-def rfm_select_sql(*, mapping: RFMMapping, as_of: datetime) -> tuple[str, dict[str, Any]]:
-    """One SELECT of every customer's features, RFM scores and group (columns of `FEATURE_COLUMNS`).
-
-    Scores are ``NTILE(5)`` over the customers with at least one purchase, ties broken by
-    customer id, exactly as `segments.analytics.quintile_scores` computes them; customers
-    without a purchase get no scores and no group.
-    """
-    params: dict[str, Any] = {
-        "as_of": connection.ops.adapt_datetimefield_value(as_of),
-        "tz": settings.TIME_ZONE,
-        "now": connection.ops.adapt_datetimefield_value(timezone.now()),
-    }
-    purchase_day = _order_day("last_order_at")
-    sql = f"""
-        WITH per_customer AS (
-            SELECT o.customer_id,
-                   COUNT(*) FILTER (WHERE {_PURCHASE}) AS frequency,
-                   SUM({_NET_SPEND}) AS monetary,
-                   MIN(o.placed_at) FILTER (WHERE {_PURCHASE}) AS first_order_at,
-                   MAX(o.placed_at) FILTER (WHERE {_PURCHASE}) AS last_order_at
-            FROM {Order._meta.db_table} o
-            WHERE o.placed_at <= %(as_of)s
-            GROUP BY o.customer_id
-        ),
-        base AS (
-            SELECT c.id AS customer_id,
-                   COALESCE(p.frequency, 0) AS frequency,
-                   COALESCE(p.monetary, 0) AS monetary,
-                   p.first_order_at, p.last_order_at,
-                   {_days_between(_as_of_day(), purchase_day)} AS recency_days
-            FROM {Customer._meta.db_table} c
-            LEFT JOIN per_customer p ON p.customer_id = c.id
-        ),
-        scored AS (
-            SELECT base.*,
-                   CASE WHEN frequency > 0 THEN NTILE(5) OVER (
-                       PARTITION BY frequency > 0 ORDER BY recency_days DESC, customer_id) END AS r,
-                   CASE WHEN frequency > 0 THEN NTILE(5) OVER (
-                       PARTITION BY frequency > 0 ORDER BY frequency, customer_id) END AS f,
-                   CASE WHEN frequency > 0 THEN NTILE(5) OVER (
-                       PARTITION BY frequency > 0 ORDER BY monetary, customer_id) END AS m
-            FROM base
-        )
-        SELECT customer_id,
-               CASE WHEN frequency > 0 THEN recency_days END AS recency_days,
-               frequency,
-               monetary,
-               CASE WHEN frequency > 0 THEN ROUND(monetary / frequency, 2) END AS average_order_value,
-               first_order_at,
-               last_order_at,
-               r AS rfm_r, f AS rfm_f, m AS rfm_m,
-               {_group_case(mapping, params)} AS rfm_group,
-               %(now)s AS computed_at
-        FROM scored
-    """  # noqa: S608
-    return sql, params
-
-
-FEATURE_COLUMNS = (
-    "customer_id",
-    "recency_days",
-    "frequency",
-    "monetary",
-    "average_order_value",
-    "first_order_at",
-    "last_order_at",
-    "rfm_r",
-    "rfm_f",
-    "rfm_m",
-    "rfm_group",
-    "computed_at",
-)
-
-
-def hand_written_rfm_sql(*, as_of: datetime) -> tuple[str, dict[str, Any]]:
-    """The baseline of the benchmark: the same RFM aggregate a person would write, not stored.
-
-    Per-customer aggregates of the orders, NTILE(5) quintiles over them, counted per R x F x M
-    cell: the work `compute_features` does, without writing anything or naming groups.
-    """
-    params = {"as_of": connection.ops.adapt_datetimefield_value(as_of), "tz": settings.TIME_ZONE}
-    sql = f"""
-        WITH per_customer AS (
-            SELECT o.customer_id,
-                   COUNT(*) FILTER (WHERE {_PURCHASE}) AS frequency,
-                   SUM({_NET_SPEND}) AS monetary,
-                   MAX(o.placed_at) FILTER (WHERE {_PURCHASE}) AS last_order_at
-            FROM {Order._meta.db_table} o
-            WHERE o.placed_at <= %(as_of)s
-            GROUP BY o.customer_id
-        ),
-        scored AS (
-            SELECT monetary,
-                   NTILE(5) OVER (ORDER BY {_days_between(_as_of_day(), _order_day("last_order_at"))} DESC,
-                                           customer_id) AS r,
-                   NTILE(5) OVER (ORDER BY frequency, customer_id) AS f,
-                   NTILE(5) OVER (ORDER BY monetary, customer_id) AS m
-            FROM per_customer WHERE frequency > 0
-        )
-        SELECT r, f, m, COUNT(*), SUM(monetary) FROM scored GROUP BY r, f, m ORDER BY r, f, m
-    """  # noqa: S608
-    return sql, params
-
-
 # --- features and RFM --------------------------------------------------------------------------------
 
 
-def compute_features(*, as_of: datetime | None = None) -> AnalyticsRun:
-    """Recompute every customer's order features, RFM scores and RFM group, in one transaction."""
+def compute_features(*, as_of: datetime | None = None, use_rollups: bool | None = None) -> AnalyticsRun:
+    """Recompute every customer's order features, RFM scores and RFM group, in one transaction.
+
+    The purchases are read from the per-customer rollups when they give the same answer (see
+    `segments.features.sql`; ``SEGMENTS_FEATURES_FROM_ROLLUPS = False`` or ``use_rollups=False``
+    reads the orders every time); the run's summary says which (`source`).
+    """
     as_of = _as_of(as_of)
     run = _open_run(AnalyticsRun.Kind.FEATURES, as_of)
     try:
         mapping = rfm_mapping()
+        if use_rollups is None:
+            use_rollups = _setting("SEGMENTS_FEATURES_FROM_ROLLUPS", True)
         with transaction.atomic():
             _lock()
-            written, phases = _write_features(mapping=mapping, as_of=as_of)
+            source = _purchase_source(as_of=as_of, use_rollups=use_rollups)
+            written, phases = _write_features(mapping=mapping, as_of=as_of, source=source)
             started = time.perf_counter()
             _sync_rollups()
             phases["rollups"] = time.perf_counter() - started
-        phases.update(_vacuum_features())
+        phases.update(
+            _vacuum_features(changed=phases.get("rows_changed", 0) + phases.get("rows_inserted", 0))
+        )
         summary = {
+            "source": source,
             "phase_seconds": phases,
             "mapping": {"value_score": mapping.value_score, "rules": mapping.as_table()},
             "descriptions": group_descriptions(mapping),
@@ -304,13 +189,38 @@ def _sync_rollups() -> None:
         rollups.sync_features(cursor=cursor)
 
 
-def _vacuum_features() -> dict[str, float]:
+def _purchase_source(*, as_of: datetime, use_rollups: bool) -> str:
+    """ "rollups" when the rollups hold every purchase up to `as_of` and nothing after it, else
+    "orders". Takes the rollups' writer lock for the rest of the transaction: no rebuild swaps the
+    table and no drain rewrites rows between this check and the features' SELECT."""
+    if not (use_rollups and rollups.enabled()):
+        return "orders"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", list(rollups.LOCK))
+        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {RollupState._meta.db_table})")  # noqa: S608
+        built = cursor.fetchone()[0]
+        # An order dated after as_of is in its customer's rollup but not in the answer (a run
+        # for a past date, or orders dated ahead): read the orders then.
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {Order._meta.db_table} WHERE placed_at > %s)",  # noqa: S608
+            [as_of],
+        )
+        later = cursor.fetchone()[0]
+    return "rollups" if built and not later else "orders"
+
+
+#: Below this share of the table rewritten, the vacuum after a run is left to autovacuum.
+_VACUUM_SHARE = 0.05
+
+
+def _vacuum_features(changed: int | None = None) -> dict[str, float]:
     """After a bulk rewrite, reclaim the old row versions at once (PostgreSQL, outside a transaction).
 
     Autovacuum gets there eventually, but on a busy server it can lag several runs behind; a
     compact table keeps the next night's UPDATE on the same pages (HOT updates, which skip the
-    index writes for every row whose group did not change). ``SEGMENTS_FEATURES_VACUUM = False``
-    leaves it to autovacuum.
+    index writes for every row whose group did not change). A run that rewrote few rows (`changed`,
+    under 5 % of the table) leaves them to autovacuum. ``SEGMENTS_FEATURES_VACUUM = False`` leaves
+    every run to autovacuum.
     """
     if (
         connection.vendor != "postgresql"
@@ -318,15 +228,23 @@ def _vacuum_features() -> dict[str, float]:
         or not _setting("SEGMENTS_FEATURES_VACUUM", True)
     ):
         return {}
+    if changed is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [CustomerFeatures._meta.db_table]
+            )
+            rows = max(float(cursor.fetchone()[0] or 0), 1.0)
+        if changed < _VACUUM_SHARE * rows:
+            return {}
     started = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute(f"VACUUM (ANALYZE) {CustomerFeatures._meta.db_table}")
     return {"vacuum": time.perf_counter() - started}
 
 
-def _write_features(*, mapping: RFMMapping, as_of: datetime) -> tuple[int, dict[str, float]]:
+def _write_features(*, mapping: RFMMapping, as_of: datetime, source: str) -> tuple[int, dict[str, float]]:
     """Compute and write; returns the rows written and the seconds of each phase."""
-    select, params = rfm_select_sql(mapping=mapping, as_of=as_of)
+    select, params = rfm_select_sql(mapping=mapping, as_of=as_of, source=source)
     table = CustomerFeatures._meta.db_table
     columns = ", ".join(FEATURE_COLUMNS)
     if connection.vendor == "postgresql":
@@ -399,17 +317,16 @@ def _write_features_portable(*, select: str, params: dict[str, Any]) -> int:
             objects = [
                 CustomerFeatures(
                     customer_id=row[0],
-                    recency_days=row[1],
-                    frequency=row[2],
-                    monetary=_decimal(row[3]),
-                    average_order_value=_decimal(row[4]),
-                    first_order_at=_datetime(row[5]),
-                    last_order_at=_datetime(row[6]),
-                    rfm_r=row[7],
-                    rfm_f=row[8],
-                    rfm_m=row[9],
-                    rfm_group=row[10],
-                    computed_at=_datetime(row[11]),
+                    frequency=row[1],
+                    monetary=_decimal(row[2]),
+                    average_order_value=_decimal(row[3]),
+                    first_order_at=_datetime(row[4]),
+                    last_order_at=_datetime(row[5]),
+                    rfm_r=row[6],
+                    rfm_f=row[7],
+                    rfm_m=row[8],
+                    rfm_group=row[9],
+                    computed_at=_datetime(row[10]),
                 )
                 for row in rows
             ]
@@ -566,11 +483,16 @@ def compute_clusters(*, k_range: tuple[int, int] | None = None, seed: int = 0) -
 
 
 def _cluster_inputs() -> tuple[np.ndarray, np.ndarray]:
+    """CLUSTER_FEATURES of the customers with a purchase, recency counted to the features run's day."""
     table = CustomerFeatures._meta.db_table
+    as_of = scored_as_of()
+    if as_of is None:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, len(CLUSTER_FEATURES)))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT customer_id, recency_days, frequency, monetary, average_order_value FROM {table} "  # noqa: S608
-            f"WHERE frequency > 0 AND recency_days IS NOT NULL ORDER BY customer_id"  # noqa: S608
+            f"SELECT customer_id, {recency_sql('last_order_at')}, frequency, monetary, average_order_value "  # noqa: S608
+            f"FROM {table} WHERE frequency > 0 AND last_order_at IS NOT NULL ORDER BY customer_id",
+            base_params(as_of),
         )
         rows = cursor.fetchall()
     if not rows:
@@ -584,37 +506,6 @@ def _cluster_inputs() -> tuple[np.ndarray, np.ndarray]:
 
 
 # --- churn and lifetime value ------------------------------------------------------------------------------
-
-
-def purchase_summary_sql(*, as_of: datetime) -> tuple[str, dict[str, Any]]:
-    """Per customer: repeat purchase days x, days to the last purchase t_x, days observed T, and
-    the mean value of the repeat purchase days, computed in SQL exactly as
-    `segments.analytics.build_customer_summary` does from the purchases (the tests check it)."""
-    params = {"as_of": connection.ops.adapt_datetimefield_value(as_of), "tz": settings.TIME_ZONE}
-    day = _order_day("o.placed_at")
-    sql = f"""
-        WITH days AS (
-            SELECT o.customer_id, {day} AS day, SUM(o.total) AS value
-            FROM {Order._meta.db_table} o
-            WHERE {_PURCHASE} AND o.placed_at <= %(as_of)s
-            GROUP BY o.customer_id, {day}
-        ),
-        per_customer AS (
-            SELECT customer_id, COUNT(*) - 1 AS x, MIN(day) AS first_day, MAX(day) AS last_day,
-                   SUM(value) AS total
-            FROM days GROUP BY customer_id
-        )
-        SELECT p.customer_id, p.x,
-               {_days_between("p.last_day", "p.first_day")},
-               {_days_between(_as_of_day(), "p.first_day")},
-               CASE WHEN p.x > 0 THEN CAST(p.total - d.value AS FLOAT) / p.x ELSE 0 END
-        FROM per_customer p
-        JOIN days d ON d.customer_id = p.customer_id AND d.day = p.first_day
-        ORDER BY p.customer_id
-    """  # noqa: S608
-    if connection.vendor == "postgresql":
-        sql = sql.replace("AS FLOAT", "AS double precision")
-    return sql, params
 
 
 def load_purchase_summary(*, as_of: datetime) -> dict[str, np.ndarray]:

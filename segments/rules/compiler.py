@@ -549,6 +549,10 @@ class Compiler:
         from segments.models import CustomerFeatures
 
         rows = CustomerFeatures.objects.all()
+        if c.column == "recency_days":  # derived, not stored (segments.features.recency)
+            from segments.features.recency import recency_expression
+
+            rows = rows.annotate(recency_days=recency_expression())
         if c.op == "is_set":
             match = ~Q(**{c.column: ""}) if c.type == f.STRING else Q(**{f"{c.column}__isnull": False})
         elif c.op == "is_not_set":

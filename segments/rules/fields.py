@@ -144,7 +144,7 @@ _FEATURES = {
     "p_alive": (NUMBER, "Probability of being alive (BG/NBD), 0-1"),
     "predicted_clv": (NUMBER, "Predicted customer lifetime value"),
     "expected_purchases_90d": (NUMBER, "Expected purchases in the next 90 days"),
-    "recency_days": (INTEGER, "Days since the last order"),
+    "recency_days": (INTEGER, "Days from the last purchase to the last analytics run"),
     "frequency": (INTEGER, "Number of orders (as of the last analytics run)"),
     "monetary": (NUMBER, "Net revenue (as of the last analytics run)"),
     "average_order_value": (NUMBER, "Average order value (as of the last analytics run)"),

@@ -151,7 +151,7 @@ def _history(customer) -> None:
     )
     CustomerFeatures.objects.create(
         customer=customer,
-        recency_days=6,
+        last_order_at=now - dt.timedelta(days=6),
         frequency=5,
         monetary=Decimal("214.50"),
         rfm_r=5,

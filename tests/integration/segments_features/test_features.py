@@ -13,6 +13,7 @@ from customers.models import Customer, Order
 from segments.analytics import DEFAULT_RFM_MAPPING, RFMMapping, quintile_scores
 from segments.features import services
 from segments.features.models import AnalyticsRun
+from segments.features.recency import recency_days, recency_expression
 from segments.models import CustomerFeatures
 from tests.factories.catalog import ProductFactory
 from tests.factories.customers import CustomerFactory, make_order
@@ -43,13 +44,14 @@ def test_features_of_hand_built_orders_with_returns_refunds_and_cancellations():
     assert run.state == AnalyticsRun.State.SUCCEEDED and run.customers == 4
     a = CustomerFeatures.objects.get(customer=alice)
     assert (a.frequency, a.monetary, a.average_order_value) == (3, Decimal("80.00"), Decimal("26.67"))
-    assert a.recency_days == 4  # last purchase on the 26th, as of the 30th (the refund is not a visit)
+    # Last purchase on the 26th, as of the 30th (the refund is not a visit).
+    assert recency_days(a.last_order_at, NOW) == 4
     assert a.first_order_at == NOW - timedelta(days=40)
     assert a.last_order_at == NOW - timedelta(days=3, hours=20)
     b = CustomerFeatures.objects.get(customer=bob)
-    assert (b.frequency, b.monetary, b.recency_days) == (1, Decimal("40.00"), 100)
+    assert (b.frequency, b.monetary, recency_days(b.last_order_at, NOW)) == (1, Decimal("40.00"), 100)
     c = CustomerFeatures.objects.get(customer=carol)
-    assert (c.frequency, c.monetary, c.recency_days, c.rfm_r, c.rfm_group) == (
+    assert (c.frequency, c.monetary, recency_days(c.last_order_at, NOW), c.rfm_r, c.rfm_group) == (
         0,
         Decimal("-20.00"),
         None,
@@ -94,6 +96,7 @@ def test_sql_rfm_equals_the_pure_quintile_scorer_and_the_rule_table():
     services.compute_features(as_of=NOW)
     rows = np.array(
         CustomerFeatures.objects.filter(frequency__gt=0)
+        .annotate(recency_days=recency_expression(as_of=NOW))
         .order_by("customer_id")
         .values_list("customer_id", "recency_days", "frequency", "monetary", "rfm_r", "rfm_f", "rfm_m"),
         dtype=np.float64,
@@ -147,7 +150,7 @@ def test_recompute_is_idempotent_and_follows_new_orders():
     Order.objects.create(external_id="late", customer=customers[0], placed_at=NOW, total=Decimal("1000"))
     services.compute_features(as_of=NOW)
     latest = CustomerFeatures.objects.get(customer=customers[0])
-    assert latest.recency_days == 0 and latest.rfm_r == 5 and latest.rfm_m == 5
+    assert recency_days(latest.last_order_at, NOW) == 0 and latest.rfm_r == 5 and latest.rfm_m == 5
 
 
 def test_mapping_from_settings(settings):

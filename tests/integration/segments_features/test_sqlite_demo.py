@@ -76,7 +76,9 @@ def test_pipeline_on_sqlite(tmp_path):
     with sqlite3.connect(database) as db:
         rows = np.array(
             db.execute(
-                "SELECT customer_id, recency_days, frequency, monetary, rfm_r, rfm_f, rfm_m FROM "
+                # Recency is derived, not stored: days from the last purchase to the run's day.
+                "SELECT customer_id, julianday('2026-01-01') - julianday(date(last_order_at)), "
+                "frequency, monetary, rfm_r, rfm_f, rfm_m FROM "
                 "segments_customerfeatures WHERE frequency > 0 ORDER BY customer_id"
             ).fetchall(),
             dtype=np.float64,
