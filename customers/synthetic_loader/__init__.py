@@ -15,7 +15,8 @@ checks), `binary_copy` (the COPY encoder), `indexes` (what is set aside and rebu
 `postgresql` and `orm` (the two writers), `load` (`load_synthetic`, the transaction around them).
 """
 
-from customers.synthetic_loader.binary_copy import COPY_HEADER, COPY_TRAILER, encode_binary_rows
+from core.pgcopy import COPY_HEADER, COPY_TRAILER
+from customers.synthetic_loader.binary_copy import encode_binary_rows
 from customers.synthetic_loader.load import ExistingDataError, LoadSummary, load_synthetic
 from customers.synthetic_loader.orm import python_values
 from customers.synthetic_loader.schema import TABLE_MODELS, ColumnSpec, column_specs, synthetic_models

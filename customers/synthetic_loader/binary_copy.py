@@ -14,8 +14,6 @@ from core.synthetic import Table
 from customers.synthetic_loader.schema import ColumnSpec, as_bytes
 
 PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01, the zero of PostgreSQL's binary timestamps
-COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
-COPY_TRAILER = struct.pack("!h", -1)
 
 
 def _field_payload(

@@ -13,7 +13,8 @@ import time
 from io import BytesIO
 from typing import TYPE_CHECKING
 
-from customers.synthetic_loader.binary_copy import COPY_HEADER, COPY_TRAILER, encode_binary_rows
+from core.pgcopy import COPY_HEADER, COPY_TRAILER
+from customers.synthetic_loader.binary_copy import encode_binary_rows
 from customers.synthetic_loader.indexes import set_aside_indexes
 from customers.synthetic_loader.schema import ColumnSpec, column_specs, models_by_table, tables_to_store
 
