@@ -51,14 +51,7 @@ def main() -> None:
     )
     result = {
         "benchmark": "synthetic_load",
-        "config": {
-            "customers": config.customers,
-            "products": config.products,
-            "orders": config.orders,
-            "browse_events": config.browse_event_count,
-            "seed": config.seed,
-            "days": config.days,
-        },
+        "config": config.summary(),
         "machine": machine_info(),
     }
     if not args.skip_generate_only:

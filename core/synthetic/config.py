@@ -111,6 +111,17 @@ class SyntheticConfig:
         if problems:
             raise ValueError("; ".join(problems))
 
+    def summary(self) -> dict[str, int]:
+        """The knobs that size a run, for JSON reports; `end` is left to callers that let it vary."""
+        return {
+            "customers": self.customers,
+            "products": self.products,
+            "orders": self.orders,
+            "browse_events": self.browse_event_count,
+            "seed": self.seed,
+            "days": self.days,
+        }
+
     @property
     def browse_event_count(self) -> int:
         return self.orders if self.browse_events is None else self.browse_events

@@ -26,6 +26,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from catalog.models import Product
+from core.pgcopy import COPY_HEADER, COPY_TRAILER
 from customers.models import Customer
 from recommender.engine.base import BaseRecommender
 from recommender.engine.rules import RecommendationRules
@@ -106,12 +107,9 @@ def _batch_columns(
     )
 
 
-# COPY's binary format: a header, then per row a field count and each field as (length, value)
-# in network byte order (length -1 and no value for NULL), then a trailer. The scorer builds a
-# batch's rows as one numpy record array, and PostgreSQL parses no text (integers and floats
-# from text were most of its per-row CPU). Column order and types as in ``COPY_SQL``.
-COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
-COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
+# COPY's binary format (see ``core.pgcopy``): the scorer builds a batch's rows as one numpy
+# record array, and PostgreSQL parses no text (integers and floats from text were most of its
+# per-row CPU). Column order and types as in ``COPY_SQL``.
 _COPY_FIELDS = (
     ("version", ">i8"),
     ("customer", ">i8"),

@@ -105,15 +105,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 json.dumps(
                     {
-                        "config": {
-                            "customers": config.customers,
-                            "products": config.products,
-                            "orders": config.orders,
-                            "browse_events": config.browse_event_count,
-                            "seed": config.seed,
-                            "days": config.days,
-                            "end": config.end.isoformat(),
-                        },
+                        "config": {**config.summary(), "end": config.end.isoformat()},
                         "database": summary.vendor,
                         "rows": summary.rows,
                         "total_rows": summary.total_rows,
