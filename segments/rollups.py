@@ -194,9 +194,10 @@ def _insert_sql(scoped: bool, table: str = TABLE) -> str:
     """
 
 
-def sync_features(*, cursor) -> int:
+def sync_features(*, cursor, changed: str | None = None) -> int:
     """Copy the features table's columns into the rollup rows, in the features run's transaction
-    (so no reader sees new features with old rollups); only rows whose values changed are written.
+    (so no reader sees new features with old rollups); only rows whose values changed are written,
+    and only those of the customers listed in the table `changed` (customer_id) when given.
     A customer with features but no rollup row yet (created since the rebuild) gets a whole row."""
     if not enabled():
         return 0
@@ -204,8 +205,9 @@ def sync_features(*, cursor) -> int:
     as_of = RollupState.objects.filter(pk=1).values_list("as_of", flat=True).first()
     if as_of is None:
         return 0
+    scope = f"JOIN {changed} ch ON ch.customer_id = f.customer_id " if changed else ""
     cursor.execute(
-        f"SELECT array_agg(f.customer_id) FROM {FEATURES} f "
+        f"SELECT array_agg(f.customer_id) FROM {FEATURES} f {scope}"
         f"WHERE NOT EXISTS (SELECT 1 FROM {TABLE} r WHERE r.customer_id = f.customer_id)"
     )
     missing = cursor.fetchone()[0] or []
@@ -214,8 +216,10 @@ def sync_features(*, cursor) -> int:
     targets = ", ".join(f"{col} = f.{col}" for col in ROLLUP_FEATURE_COLUMNS)
     ours = ", ".join(f"r.{col}" for col in ROLLUP_FEATURE_COLUMNS)
     theirs = ", ".join(f"f.{col}" for col in ROLLUP_FEATURE_COLUMNS)
+    rows = f"(SELECT DISTINCT customer_id FROM {changed})" if changed else TABLE
     cursor.execute(
-        f"UPDATE {TABLE} r SET {targets} FROM {TABLE} r0 LEFT JOIN {FEATURES} f ON f.customer_id = r0.customer_id "
+        f"UPDATE {TABLE} r SET {targets} FROM {rows} r0 "
+        f"LEFT JOIN {FEATURES} f ON f.customer_id = r0.customer_id "
         f"WHERE r0.customer_id = r.customer_id AND ({ours}) IS DISTINCT FROM ({theirs})"
     )
     return cursor.rowcount + len(missing)

@@ -33,7 +33,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from customers.models import Order
+from customers.models import Customer, Order
 from segments import rollups
 from segments.analytics import (
     DEFAULT_GROUP_DESCRIPTIONS,
@@ -75,6 +75,8 @@ CLUSTER_LOG_FEATURES = ("frequency", "monetary", "average_order_value")
 _ADVISORY_LOCK = 0x5E6A_0001
 
 _CHUNK = 5000
+#: Temporary table of the customers a features run wrote (PostgreSQL).
+CHANGED = "segment_features_changed"
 
 
 def _setting(name: str, default: Any) -> Any:
@@ -165,7 +167,7 @@ def compute_features(*, as_of: datetime | None = None, use_rollups: bool | None 
             source = _purchase_source(as_of=as_of, use_rollups=use_rollups)
             written, phases = _write_features(mapping=mapping, as_of=as_of, source=source)
             started = time.perf_counter()
-            _sync_rollups()
+            _sync_rollups(changed=CHANGED if connection.vendor == "postgresql" else None)
             phases["rollups"] = time.perf_counter() - started
         phases.update(
             _vacuum_features(changed=phases.get("rows_changed", 0) + phases.get("rows_inserted", 0))
@@ -183,10 +185,13 @@ def compute_features(*, as_of: datetime | None = None, use_rollups: bool | None 
     return run
 
 
-def _sync_rollups() -> None:
-    """The rollup rows carry copies of some feature columns: update them in the same transaction."""
+def _sync_rollups(changed: str | None = None) -> None:
+    """The rollup rows carry copies of some feature columns: update them in the same transaction
+    (only for the customers in the temporary table `changed`, when given; it is dropped after)."""
     with connection.cursor() as cursor:
-        rollups.sync_features(cursor=cursor)
+        rollups.sync_features(cursor=cursor, changed=changed)
+        if changed:
+            cursor.execute(f"DROP TABLE {changed}")  # inside an outer transaction too
 
 
 def _purchase_source(*, as_of: datetime, use_rollups: bool) -> str:
@@ -255,32 +260,41 @@ def _write_features(*, mapping: RFMMapping, as_of: datetime, source: str) -> tup
             # The planner expects few rows and JIT-compiles for seconds to save milliseconds.
             cursor.execute("SET LOCAL jit = off")
             # PostgreSQL never runs the SELECT of an INSERT ... SELECT in parallel, but it does for
-            # CREATE TABLE AS: aggregate the orders with every core into a temporary table (no
-            # WAL), then upsert from it.
-            cursor.execute("DROP TABLE IF EXISTS segment_features_new")
-            started = time.perf_counter()
-            cursor.execute(f"CREATE TEMP TABLE segment_features_new ON COMMIT DROP AS {select}", params)
-            computed = time.perf_counter()
-            # Rewrite only the rows whose values changed (a customer without a purchase keeps
-            # the same row night after night), then add the customers new since the last run.
-            # An UPDATE joined to the new values is cheaper than an upsert probing the key of
-            # every row, and an unchanged row written again would be a dead tuple for nothing.
+            # CREATE TABLE AS: compute with every core into a temporary table (no WAL) only the
+            # rows that differ from the stored ones (a customer without a purchase keeps the same
+            # row night after night; recency is not stored, so time passing changes nothing but
+            # the scores it moves) and the customers new since the last run, then write those.
+            # An unchanged row written again would be a dead tuple for nothing.
             values = [c for c in FEATURE_COLUMNS if c not in ("customer_id", "computed_at")]
             assignments = ", ".join(f"{c} = n.{c}" for c in FEATURE_COLUMNS if c != "customer_id")
             old = ", ".join(f"t.{c}" for c in values)
             new = ", ".join(f"n.{c}" for c in values)
+            cursor.execute("DROP TABLE IF EXISTS segment_features_new")
+            started = time.perf_counter()
+            cursor.execute(
+                "CREATE TEMP TABLE segment_features_new ON COMMIT DROP AS "  # noqa: S608
+                f"SELECT n.*, t.customer_id IS NULL AS is_new FROM ({select}) n "
+                f"LEFT JOIN {table} t ON t.customer_id = n.customer_id "
+                f"WHERE t.customer_id IS NULL OR ({old}) IS DISTINCT FROM ({new})",
+                params,
+            )
+            computed = time.perf_counter()
+            # The customers written are kept (CHANGED) for the copy of their group into the rollups.
+            cursor.execute(f"DROP TABLE IF EXISTS {CHANGED}")
+            cursor.execute(
+                f"CREATE TEMP TABLE {CHANGED} ON COMMIT DROP AS SELECT customer_id FROM segment_features_new"  # noqa: S608
+            )
             cursor.execute(
                 f"UPDATE {table} AS t SET {assignments} FROM segment_features_new AS n "  # noqa: S608
-                f"WHERE t.customer_id = n.customer_id AND ({old}) IS DISTINCT FROM ({new})"
+                f"WHERE t.customer_id = n.customer_id AND NOT n.is_new"
             )
             changed = cursor.rowcount
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) SELECT {columns} FROM segment_features_new AS n "  # noqa: S608
-                f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE t.customer_id = n.customer_id) "
-                f"ON CONFLICT (customer_id) DO UPDATE SET {updates}"
+                f"WHERE n.is_new ON CONFLICT (customer_id) DO UPDATE SET {updates}"
             )
             inserted = cursor.rowcount
-            cursor.execute("SELECT COUNT(*) FROM segment_features_new")
+            cursor.execute(f"SELECT COUNT(*) FROM {Customer._meta.db_table}")  # noqa: S608
             computed_rows = cursor.fetchone()[0]
             phases = {
                 "compute": computed - started,

@@ -74,6 +74,14 @@ def recency_sql(column: str) -> str:
     return days_between(as_of_day(), order_day(column))
 
 
+def _cents(amount: str) -> str:
+    """An amount of two decimals as a whole number of cents: the same order as the amount, and a
+    sort key PostgreSQL compares faster than a numeric."""
+    if connection.vendor == "postgresql":
+        return f"({amount} * 100)::bigint"
+    return f"CAST(ROUND({amount} * 100) AS INTEGER)"
+
+
 def base_params(as_of: datetime) -> dict[str, Any]:
     return {"as_of": connection.ops.adapt_datetimefield_value(as_of), "tz": settings.TIME_ZONE}
 
@@ -141,19 +149,21 @@ def rfm_select_sql(
                    COALESCE(p.frequency, 0) AS frequency,
                    COALESCE(p.monetary, 0) AS monetary,
                    p.first_order_at, p.last_order_at,
-                   {recency_sql("p.last_order_at")} AS recency_days
+                   {recency_sql("p.last_order_at")} AS recency_days,
+                   {_cents("COALESCE(p.monetary, 0)")} AS monetary_cents
             FROM {Customer._meta.db_table} c
             LEFT JOIN per_customer p ON p.customer_id = c.id
         ),
         scored AS (
+            -- Three plain sorts of the purchasers (a partition key in front of each sort key
+            -- made PostgreSQL compare whole keys instead of their abbreviations: 5x slower).
             SELECT base.*,
-                   CASE WHEN frequency > 0 THEN NTILE(5) OVER (
-                       PARTITION BY frequency > 0 ORDER BY recency_days DESC, customer_id) END AS r,
-                   CASE WHEN frequency > 0 THEN NTILE(5) OVER (
-                       PARTITION BY frequency > 0 ORDER BY frequency, customer_id) END AS f,
-                   CASE WHEN frequency > 0 THEN NTILE(5) OVER (
-                       PARTITION BY frequency > 0 ORDER BY monetary, customer_id) END AS m
-            FROM base
+                   NTILE(5) OVER (ORDER BY recency_days DESC, customer_id) AS r,
+                   NTILE(5) OVER (ORDER BY frequency, customer_id) AS f,
+                   NTILE(5) OVER (ORDER BY monetary_cents, customer_id) AS m
+            FROM base WHERE frequency > 0
+            UNION ALL
+            SELECT base.*, NULL, NULL, NULL FROM base WHERE frequency = 0
         )
         SELECT customer_id,
                frequency,
