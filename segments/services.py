@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from segments import rollups
 from segments.models import Segment, TouchedCustomer
-from segments.rules.compiler import matching_customers
+from segments.rules.compiler import matching_customers, matching_ids
 from segments.rules.errors import RuleValidationError
 from segments.rules.validation import check_rule, refresh_order
 
@@ -36,6 +36,7 @@ LOCK_NAMESPACE = 510_501  # pg_advisory_xact_lock(namespace, segment id)
 DRAIN_LOCK = (510_502, 0)
 REFRESH_ALL_LOCK = (510_502, 1)
 TOUCHED_BATCH = 10_000
+ANALYZE_MIN_CHANGES = 10_000  # membership rows a refresh moves before it refreshes the statistics
 WORK_MEM = "128MB"
 MEMBERSHIP = "segments_segmentmembership"
 # The primary key matters: right after a big refresh the membership table's statistics are stale
@@ -121,16 +122,21 @@ def check_can_delete(*, segment: Segment) -> list[int]:
 # --- refresh ------------------------------------------------------------------------------------
 
 
-def _fill_match_table(cursor, queryset) -> int:
-    sql, params = queryset.values("pk").query.sql_with_params()
+def _fill_match_table(cursor, ids) -> int:
+    """The customers a rule matches (`ids`: a queryset of distinct `pk` values) into segment_match."""
+    sql, params = ids.query.sql_with_params()
     cursor.execute("DROP TABLE IF EXISTS segment_match")
     if _postgres():
-        cursor.execute(MATCH_TABLE)
-        cursor.execute(f"INSERT INTO segment_match (customer_id) {sql} ON CONFLICT DO NOTHING", params)
+        # CREATE TABLE AS, not INSERT ... SELECT: PostgreSQL runs the SELECT of the former with
+        # parallel workers (a rule over the raw order lines in about half the time on two cores),
+        # never that of the latter. The key is built once the rows are in.
+        cursor.execute(f"CREATE TEMPORARY TABLE segment_match (customer_id) ON COMMIT DROP AS {sql}", params)
+        matched = cursor.rowcount
+        cursor.execute("ALTER TABLE segment_match ADD PRIMARY KEY (customer_id)")
     else:
         cursor.execute(SQLITE_MATCH_TABLE)
         cursor.execute(f"INSERT OR IGNORE INTO segment_match (customer_id) {sql}", params)
-    matched = cursor.rowcount
+        matched = cursor.rowcount
     cursor.execute("ANALYZE segment_match")
     return matched
 
@@ -207,7 +213,10 @@ def refresh_segment(
                 cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
                 cursor.execute("SET LOCAL jit = off")  # compiling costs more than it saves here
             matched = _fill_match_table(
-                cursor, matching_customers(segment.rules, now=now, scope=customer_ids)
+                cursor,
+                matching_ids(segment.rules, now=now)
+                if customer_ids is None
+                else matching_customers(segment.rules, now=now, scope=customer_ids).values("pk"),
             )
             result.entered, result.exited = _apply_diff(
                 cursor, segment_id=segment_id, now=now, scope=customer_ids
@@ -239,7 +248,21 @@ def refresh_segment(
             refresh_state=Segment.RefreshState.FAILED, refresh_error=message[:2000]
         )
         raise
+    _analyze_after(result)
     return result
+
+
+def _analyze_after(result: RefreshResult) -> None:
+    """Fresh statistics on the membership table after a refresh that moved many rows.
+
+    Rules that refer to other segments (and the diffs) are planned on them: with the counts of
+    before a first big refresh, the planner takes a segment of 500,000 members for 100 rows and
+    walks it by nested loops (9 s against 1.9 s). Autovacuum would get there, but it may be off
+    or behind; a refresh that changed little leaves it to autovacuum."""
+    changed = result.entered + result.exited
+    if _postgres() and changed >= max(ANALYZE_MIN_CHANGES, result.member_count // 10):
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {MEMBERSHIP}")
 
 
 def refresh_segments(
