@@ -10,8 +10,11 @@ from tests.integration.campaigns.real_parts import CeleryWorker
 
 
 @pytest.fixture
-def segments_worker(settings):
-    """Enqueue to the real broker and run a worker subprocess on the test database; stopped by pid."""
+def start_segments_worker(settings):
+    """Enqueue to the real broker; `start(concurrency=1)` runs a worker subprocess on the test database.
+
+    Every worker started is stopped by its pid in teardown.
+    """
     from config.celery_app import app
 
     db = settings.DATABASES["default"]
@@ -32,7 +35,20 @@ def segments_worker(settings):
     settings.CELERY_TASK_ALWAYS_EAGER = False
     with app.connection_for_write() as conn:
         conn.default_channel.queue_purge("segments")
-    worker = CeleryWorker(env, queues="segments").start()
-    yield worker
-    worker.cleanup()
+    workers: list[CeleryWorker] = []
+
+    def start(concurrency: int = 1) -> CeleryWorker:
+        worker = CeleryWorker(env, queues="segments", concurrency=concurrency).start()
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.cleanup()
     app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def segments_worker(start_segments_worker):
+    """One worker with one pool child, started."""
+    return start_segments_worker()
