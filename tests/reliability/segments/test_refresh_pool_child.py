@@ -54,6 +54,21 @@ def deliveries(log: str, task: str, task_id: str) -> int:
     return log.count(f"Task {task}[{task_id}] received")
 
 
+def comes_back(worker: CeleryWorker, task: str, task_id: str, killed: float) -> float:
+    """Seconds from the kill until the worker received the message again."""
+    wait_until(
+        lambda: deliveries(worker.output(), task, task_id) == 2, 60, "the message to come back", worker
+    )
+    return time.monotonic() - killed
+
+
+def assert_put_back_once(worker: CeleryWorker, task: str, task_id: str) -> None:
+    """Celery saw its child lost and put the message back: two deliveries of the one task id."""
+    log = worker.output()
+    assert "WorkerLostError" in log, log[-3000:]
+    assert deliveries(log, task, task_id) == 2
+
+
 @dataclass
 class Moving:
     """UK (30 British members) refreshed; then everyone moved country, so the next refresh swaps them."""
@@ -122,6 +137,14 @@ def queued_behind(key: tuple[int, int], backend: int, worker: CeleryWorker) -> s
     )
 
 
+def after_the_dead_session(backend: int, done, what: str, worker: CeleryWorker, killed: float):
+    """Seconds from the kill until the dead session ended, and until `done` (the second run's work)."""
+    wait_until(lambda: not backend_alive(backend), 30, "the dead session to end")
+    ended = time.monotonic() - killed
+    wait_until(done, 60, what, worker)
+    return ended, time.monotonic() - killed
+
+
 def assert_refreshed_once(moving: Moving) -> None:
     """The French are members, each with one open row; the British each with one row, closed by
     that refresh; nothing else written."""
@@ -170,34 +193,24 @@ def test_pool_child_killed_mid_refresh_keeps_the_membership_and_the_redelivery_r
         de = Segment.objects.create(name="DE", rules={"field": "customer.country", "op": "eq", "value": "DE"})
         CustomerFactory(external_id="de0", country="DE")
         refresh.delay(de.pk)
-        wait_until(
-            lambda: deliveries(worker.output(), "segments.refresh", task_id) == 2,
-            60,
-            "the message to come back",
-            worker,
-        )
-        redelivered = time.monotonic() - killed
+        redelivered = comes_back(worker, "segments.refresh", task_id, killed)
         wait_until(lambda: members(de) == {"de0"}, 60, "DE refreshed by the surviving worker", worker)
         de_served = time.monotonic() - killed
         order = queued_behind(segment_lock(uk), backend, worker)
-        wait_until(lambda: not backend_alive(backend), 30, "the dead refresh's transaction to end")
-        rolled_back = time.monotonic() - killed
-        wait_until(
+        rolled_back, refreshed = after_the_dead_session(
+            backend,
             lambda: Segment.objects.filter(
                 pk=uk.pk, refresh_state="idle", refreshed_at__gt=moving.first_refresh
             ).exists(),
-            60,
             "the redelivered refresh to finish",
             worker,
+            killed,
         )
-        refreshed = time.monotonic() - killed
         # The slow entry was reached twice: by the dead refresh (rolled back) and by the one that
         # ran again from the unchanged membership.
         assert slow.entries() == 2
 
-    log = worker.output()
-    assert "WorkerLostError" in log, log[-3000:]
-    assert deliveries(log, "segments.refresh", task_id) == 2
+    assert_put_back_once(worker, "segments.refresh", task_id)
     assert_refreshed_once(moving)
     shown = api.get(f"/api/v1/segments/{uk.pk}/").json()
     assert shown["refresh_state"] == "idle" and shown["member_count"] == PEOPLE
@@ -238,32 +251,23 @@ def test_pool_child_killed_mid_full_refresh_loses_no_segment(start_segments_work
 
         # The message comes back at once; the dead session still holds the full refresh's lock
         # (and UK's), so the second run waits for it instead of skipping the hour's refresh.
-        wait_until(
-            lambda: deliveries(worker.output(), "segments.refresh_all", task_id) == 2,
-            60,
-            "the message to come back",
-            worker,
-        )
-        redelivered = time.monotonic() - killed
+        redelivered = comes_back(worker, "segments.refresh_all", task_id, killed)
         order = queued_behind(services.REFRESH_ALL_LOCK, backend, worker)
-        wait_until(lambda: not backend_alive(backend), 30, "the dead full refresh's transaction to end")
-        rolled_back = time.monotonic() - killed
-        wait_until(
+        rolled_back, refreshed = after_the_dead_session(
+            backend,
             lambda: (
                 not Segment.objects.exclude(refresh_state="idle").exists()
                 and Segment.objects.get(pk=uk.pk).refreshed_at > moving.first_refresh
                 and Segment.objects.get(pk=de.pk).refreshed_at is not None
             ),
-            60,
             "the redelivered full refresh to refresh every segment",
             worker,
+            killed,
         )
-        refreshed = time.monotonic() - killed
         assert slow.entries() == 2
 
+    assert_put_back_once(worker, "segments.refresh_all", task_id)
     log = worker.output()
-    assert "WorkerLostError" in log, log[-3000:]
-    assert deliveries(log, "segments.refresh_all", task_id) == 2
     assert f"Task segments.refresh_all[{task_id}] succeeded" in log
     assert "another full refresh is running" not in log
     assert_refreshed_once(moving)
