@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -35,6 +35,10 @@ logger = logging.getLogger(__name__)
 LOCK_NAMESPACE = 510_501  # pg_advisory_xact_lock(namespace, segment id)
 DRAIN_LOCK = (510_502, 0)
 REFRESH_ALL_LOCK = (510_502, 1)
+# Longer than any one statement of a full refresh (the rollup rebuild, about a minute on 1M
+# customers), far shorter than beat's hour between full refreshes.
+REFRESH_ALL_WAIT = timedelta(minutes=5)
+LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock wait cut short by lock_timeout
 TOUCHED_BATCH = 10_000
 ANALYZE_MIN_CHANGES = 10_000  # membership rows a refresh moves before it refreshes the statistics
 WORK_MEM = "128MB"
@@ -288,6 +292,28 @@ def _try_session_lock(key: tuple[int, int]) -> bool:
         return bool(cursor.fetchone()[0])
 
 
+def _session_lock(key: tuple[int, int], *, wait: timedelta) -> bool:
+    """Take a session-level advisory lock, waiting up to `wait` for its holder to let it go."""
+    if not _postgres() or wait <= timedelta(0):
+        return _try_session_lock(key)
+    timeout = f"{max(1, round(wait.total_seconds() * 1000))}ms"
+    with connection.cursor() as cursor:
+        try:
+            # A timeout local to this (sub)transaction, put back once the lock is ours: the
+            # session lock outlives the transaction, the timeout must not.
+            with transaction.atomic():
+                cursor.execute("SELECT current_setting('lock_timeout')")
+                previous = cursor.fetchone()[0]
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [timeout])
+                cursor.execute("SELECT pg_advisory_lock(%s, %s)", list(key))
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
+        except OperationalError as exc:
+            if getattr(exc.__cause__, "pgcode", None) == LOCK_NOT_AVAILABLE:
+                return False
+            raise
+    return True
+
+
 def _unlock(key: tuple[int, int]) -> None:
     if not _postgres():
         return
@@ -295,9 +321,15 @@ def _unlock(key: tuple[int, int]) -> None:
         cursor.execute("SELECT pg_advisory_unlock(%s, %s)", list(key))
 
 
-def refresh_all_segments() -> list[RefreshResult] | None:
-    """Full refresh of every active dynamic segment; None when another one is already running."""
-    if not _try_session_lock(REFRESH_ALL_LOCK):
+def refresh_all_segments(*, wait: timedelta = REFRESH_ALL_WAIT) -> list[RefreshResult] | None:
+    """Full refresh of every active dynamic segment; None when another one is still running after `wait`.
+
+    The wait is for a dead run's session: when the out-of-memory killer takes the pool child of a
+    full refresh, Celery puts the message back at once (`reject_on_worker_lost`), but PostgreSQL
+    ends the dead child's session, and lets go of this lock, only when its running statement
+    finishes. Skipping then would lose the hour's refresh of every segment after the one it was in.
+    """
+    if not _session_lock(REFRESH_ALL_LOCK, wait=wait):
         return None
     try:
         active = list(

@@ -347,6 +347,30 @@ class CeleryWorker:
             os.unlink(self.log.name)
 
 
+def dead(process) -> bool:
+    """Whether a psutil.Process has exited (gone, or a zombie its parent has not reaped yet)."""
+    import psutil
+
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def wait_until(predicate, timeout: float, what: str, worker: CeleryWorker | None = None):
+    """The predicate's first truthy value; fails early with the worker's log if the worker died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if worker is not None and worker.process is not None and not worker.alive:
+            raise AssertionError(f"worker died while waiting for {what}:\n{worker.output()[-4000:]}")
+        time.sleep(0.2)
+    tail = worker.output()[-4000:] if worker is not None else ""
+    raise AssertionError(f"timed out waiting for {what}\n{tail}")
+
+
 class CeleryBeat:
     """`celery beat` with a file scheduler in a temporary directory (the tests' fast dispatcher)."""
 

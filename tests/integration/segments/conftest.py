@@ -2,37 +2,25 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from tests.integration.campaigns.real_parts import CeleryWorker
+from tests.integration.campaigns.conftest import real_celery, start_worker, worker_env  # noqa: F401
 
 
 @pytest.fixture
-def segments_worker(settings):
-    """Enqueue to the real broker and run a worker subprocess on the test database; stopped by pid."""
-    from config.celery_app import app
-
-    db = settings.DATABASES["default"]
-    env = dict(os.environ)
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "tests.integration.campaigns.worker_settings",
-            "DATABASE_URL": f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-            "CELERY_TASK_ALWAYS_EAGER": "0",
-            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-            "EMAIL_URL": "memory:",
-            "OPENBLAS_NUM_THREADS": "1",
-            "OMP_NUM_THREADS": "1",
-        }
-    )
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = False
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    with app.connection_for_write() as conn:
+def start_segments_worker(settings, real_celery, start_worker):  # noqa: F811 - the imported fixtures
+    """`start(concurrency=1)` runs a worker subprocess on the test database, stopped by its pid in teardown."""
+    env = worker_env(settings, email_url="memory:", CELERY_BROKER_URL=settings.CELERY_BROKER_URL)
+    with real_celery.connection_for_write() as conn:
         conn.default_channel.queue_purge("segments")
-    worker = CeleryWorker(env, queues="segments").start()
-    yield worker
-    worker.cleanup()
-    app.conf.task_always_eager = previous
+
+    def start(concurrency: int = 1):
+        return start_worker(env, queues="segments", concurrency=concurrency)
+
+    return start
+
+
+@pytest.fixture
+def segments_worker(start_segments_worker):
+    """One worker with one pool child, started."""
+    return start_segments_worker()

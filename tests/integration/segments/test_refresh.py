@@ -39,6 +39,16 @@ def dynamic(name: str, rules: dict) -> Segment:
 GB = {"field": "customer.country", "op": "eq", "value": "GB"}
 
 
+def another_session(settings):
+    """A second connection to the test database (autocommit), to hold locks the code under test meets."""
+    db = settings.DATABASES["default"]
+    other = psycopg2.connect(
+        dbname=db["NAME"], user=db["USER"], host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432
+    )
+    other.autocommit = True
+    return other
+
+
 @pytest.mark.django_db
 def test_enter_exit_and_reenter_make_new_rows(django_assert_max_num_queries):
     ann, bob = (
@@ -194,11 +204,7 @@ def test_references_refresh_in_dependency_order():
 def test_two_refreshes_of_one_segment_do_not_interleave(settings):
     CustomerFactory(external_id="ann", country="GB")
     segment = dynamic("UK", GB)
-    db = settings.DATABASES["default"]
-    other = psycopg2.connect(
-        dbname=db["NAME"], user=db["USER"], host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432
-    )
-    other.autocommit = True
+    other = another_session(settings)
     with other.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_lock(%s, %s)", [services.LOCK_NAMESPACE, segment.pk])
     finished = threading.Event()
@@ -220,6 +226,38 @@ def test_two_refreshes_of_one_segment_do_not_interleave(settings):
     worker.join(timeout=30)
     other.close()
     assert finished.is_set() and current(segment) == {"ann"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_full_refresh_waits_a_while_for_the_previous_one_then_gives_up(settings):
+    """A full refresh redelivered while a dead run's session still holds the lock waits for it;
+    one still held after the wait is a live run, and this one is skipped."""
+    CustomerFactory(external_id="ann", country="GB")
+    segment = dynamic("UK", GB)
+    other = another_session(settings)
+    with other.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", list(services.REFRESH_ALL_LOCK))
+    try:
+        started = time.monotonic()
+        assert services.refresh_all_segments(wait=timedelta(seconds=0.5)) is None
+        assert 0.4 < time.monotonic() - started < 5
+        assert services.refresh_all_segments(wait=timedelta(0)) is None  # no wait: a try
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW lock_timeout")
+            assert cursor.fetchone()[0] == "0"  # the wait's timeout is not left on the session
+        assert current(segment) == set()
+
+        threading.Timer(1.0, other.close).start()  # the holder's session ends, as a dead one's does
+        results = services.refresh_all_segments(wait=timedelta(seconds=30))
+    finally:
+        other.close()
+    assert [r.segment_id for r in results] == [segment.pk]
+    assert current(segment) == {"ann"}
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW lock_timeout")
+        assert cursor.fetchone()[0] == "0"
+        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", list(services.REFRESH_ALL_LOCK))
+        assert cursor.fetchone()[0] is False  # refresh_all_segments let go of it
 
 
 @pytest.mark.django_db

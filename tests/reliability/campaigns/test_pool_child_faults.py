@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from campaigns.models import Send, SendState
 from tests.integration.campaigns.conftest import worker_env
+from tests.integration.campaigns.real_parts import dead
 from tests.reliability.campaigns.test_worker_faults import (
     CHUNK,
     FAST,
@@ -80,13 +81,6 @@ def busy_child(worker, campaign, killed: set[int]) -> tuple[int, str] | None:
             except psutil.NoSuchProcess:
                 continue
     return None
-
-
-def dead(process: psutil.Process) -> bool:
-    try:
-        return process.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def send_batch_deliveries(log: str) -> Counter:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,20 +12,6 @@ SAMPLE = ["c0000", "c0001", "c0150", "c0299"]
 # ALS with this many sweeps takes seconds on the 300-customer shop (validation fit + final fit):
 # long enough to be killed in the middle, short enough to be retried within the test.
 SLOW_ALS = {"factors": 64, "iterations": 600}
-
-
-def wait_until(predicate, timeout: float, what: str, worker=None):
-    """The predicate's first truthy value; fails early with the worker's log if the worker died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if worker is not None and worker.process is not None and not worker.alive:
-            raise AssertionError(f"worker died while waiting for {what}:\n{worker.output()[-4000:]}")
-        time.sleep(0.2)
-    tail = worker.output()[-4000:] if worker is not None else ""
-    raise AssertionError(f"timed out waiting for {what}\n{tail}")
 
 
 @dataclass

@@ -19,7 +19,8 @@ from django.utils import timezone
 
 from access.models import AuditEntry
 from recommender.models import ModelVersion, RecommenderConfig
-from tests.reliability.recommender.scenario import model_serving, start_slow_training, wait_until
+from tests.integration.campaigns.real_parts import wait_until
+from tests.reliability.recommender.scenario import model_serving, start_slow_training
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,6 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from customers.models import Customer
@@ -21,36 +20,10 @@ from segments import services
 from segments.models import Segment, SegmentMembership
 from segments.tasks import reconcile, refresh
 from tests.factories.customers import CustomerFactory
+from tests.integration.campaigns.real_parts import wait_until
+from tests.reliability.segments.scenario import lock_held, members, slow_entry
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def members(segment: Segment) -> set[str]:
-    return set(
-        SegmentMembership.objects.filter(segment=segment, exited_at__isnull=True).values_list(
-            "customer__external_id", flat=True
-        )
-    )
-
-
-def lock_held(segment: Segment) -> bool:
-    """Whether any session holds the segment's refresh lock (pg_advisory_xact_lock(ns, id))."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s "
-            "AND granted",
-            [services.LOCK_NAMESPACE, segment.pk],
-        )
-        return cursor.fetchone()[0] > 0
 
 
 def test_refresh_killed_midway_keeps_the_membership_and_is_reconciled(
@@ -62,7 +35,7 @@ def test_refresh_killed_midway_keeps_the_membership_and_is_reconciled(
     fr_people = [CustomerFactory(external_id=f"fr{i}", country="FR") for i in range(20)]
     uk = Segment.objects.create(name="UK", rules={"field": "customer.country", "op": "eq", "value": "GB"})
     refresh.delay(uk.pk)
-    wait_for(lambda: Segment.objects.get(pk=uk.pk).refreshed_at is not None, 60, "the first refresh")
+    wait_until(lambda: Segment.objects.get(pk=uk.pk).refreshed_at is not None, 60, "the first refresh")
     before = members(uk)
     assert before == {c.external_id for c in uk_people}
     rows_before = SegmentMembership.objects.filter(segment=uk).count()
@@ -72,20 +45,9 @@ def test_refresh_killed_midway_keeps_the_membership_and_is_reconciled(
     # refresh is inside its transaction -- exits written, entries half done -- when it dies.
     Customer.objects.filter(pk__in=[c.pk for c in uk_people]).update(country="FR")
     Customer.objects.filter(pk__in=[c.pk for c in fr_people]).update(country="GB")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """CREATE FUNCTION slow_entry() RETURNS trigger AS $$
-               BEGIN IF NEW.customer_id = %s THEN PERFORM pg_sleep(8); END IF; RETURN NEW; END
-               $$ LANGUAGE plpgsql""",
-            [fr_people[-1].pk],
-        )
-        cursor.execute(
-            "CREATE TRIGGER slow_entry BEFORE INSERT ON segments_segmentmembership "
-            "FOR EACH ROW EXECUTE FUNCTION slow_entry()"
-        )
-    try:
+    with slow_entry(segment=uk, customer=fr_people[-1], seconds=8):
         refresh.delay(uk.pk)
-        wait_for(lambda: lock_held(uk), 60, "the refresh to hold the segment's lock")
+        wait_until(lambda: lock_held(uk), 60, "the refresh to hold the segment's lock")
         time.sleep(1.0)
         segments_worker.kill()
         killed = time.monotonic()
@@ -100,12 +62,8 @@ def test_refresh_killed_midway_keeps_the_membership_and_is_reconciled(
         assert lock_held(uk)
         assert services.reconcile_refreshes(running_grace=timedelta(0)) == []
         assert Segment.objects.get(pk=uk.pk).refresh_state == "running"
-        wait_for(lambda: not lock_held(uk), 30, "the dead refresh's transaction to end")
+        wait_until(lambda: not lock_held(uk), 30, "the dead refresh's transaction to end")
         rolled_back = time.monotonic() - killed
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("DROP TRIGGER IF EXISTS slow_entry ON segments_segmentmembership")
-            cursor.execute("DROP FUNCTION IF EXISTS slow_entry()")
     assert members(uk) == before
     assert SegmentMembership.objects.filter(segment=uk).count() == rows_before
 
@@ -132,8 +90,8 @@ def test_refresh_killed_midway_keeps_the_membership_and_is_reconciled(
     assert members(uk) == before
 
     segments_worker.start()
-    wait_for(lambda: members(uk) == {c.external_id for c in fr_people}, 120, "UK refreshed again")
-    wait_for(lambda: members(de) == {"de0"}, 120, "DE refreshed")
+    wait_until(lambda: members(uk) == {c.external_id for c in fr_people}, 120, "UK refreshed again")
+    wait_until(lambda: members(de) == {"de0"}, 120, "DE refreshed")
     for segment in (uk, de):
         segment.refresh_from_db()
         assert segment.refresh_state == "idle" and segment.refresh_error == ""
