@@ -40,13 +40,18 @@ def compute_clv(as_of: str | None = None) -> int:
 
 @shared_task(name="segments.analytics_pipeline", soft_time_limit=50, time_limit=60, **_TASK_OPTIONS)
 def analytics_pipeline(as_of: str | None = None) -> None:
-    """Nightly (beat) and on demand: features, then clusters, then CLV, as a chain of tasks.
+    """Nightly (beat) and on demand: features, then clusters, then CLV, then a full refresh of the
+    dynamic segments (whose rules may read the new groups, clusters and predictions), as a chain.
 
-    The three steps share one `as_of` (now, unless given) so they describe the same history.
-    Clusters read the features the first step wrote; a step that raises stops the chain, and a
-    model that cannot be fitted is a failed run with its reason, which does not stop it.
+    The three analytics steps share one `as_of` (now, unless given) so they describe the same
+    history. Clusters read the features the first step wrote; a step that raises stops the chain,
+    and a model that cannot be fitted is a failed run with its reason, which does not stop it.
     """
     from django.utils import timezone
 
+    from segments.tasks import refresh_all
+
     stamp = as_of or timezone.now().isoformat()
-    chain(compute_features.si(stamp), compute_clusters.si(), compute_clv.si(stamp)).apply_async()
+    chain(
+        compute_features.si(stamp), compute_clusters.si(), compute_clv.si(stamp), refresh_all.si()
+    ).apply_async()

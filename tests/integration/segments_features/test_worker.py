@@ -10,7 +10,7 @@ from django.conf import settings as django_settings
 
 from segments.features import tasks
 from segments.features.models import AnalyticsRun
-from segments.models import CustomerFeatures
+from segments.models import CustomerFeatures, Segment, SegmentMembership
 from tests.integration.campaigns.real_parts import CeleryWorker
 from tests.integration.segments_features.conftest import CDNOW_CALIBRATION_END, load_cdnow_orders
 
@@ -64,9 +64,28 @@ def _wait_for_runs(count: int, timeout: float, worker: CeleryWorker) -> list[Ana
     raise AssertionError(f"runs did not finish in time:\n{worker.output()[-4000:]}")
 
 
+def _wait_until_members(segment, wanted: set[int], worker: CeleryWorker, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = set(
+            SegmentMembership.objects.filter(segment=segment, exited_at=None).values_list(
+                "customer_id", flat=True
+            )
+        )
+        if current == wanted:
+            return True
+        assert worker.alive, worker.output()[-4000:]
+        time.sleep(0.5)
+    raise AssertionError(f"members never matched the night's groups:\n{worker.output()[-4000:]}")
+
+
 def test_pipeline_runs_on_a_real_worker_and_is_safe_to_repeat(real_celery, segments_worker):
     load_cdnow_orders()
     stamp = CDNOW_CALIBRATION_END.isoformat()
+    # A segment on the groups the night computes: refreshed at the end of the chain.
+    champions = Segment.objects.create(
+        name="champions", rules={"field": "rfm.group", "op": "eq", "value": "Champions"}
+    )
     tasks.analytics_pipeline.delay(stamp)
     runs = _wait_for_runs(3, 240, segments_worker)
     assert [(r.kind, r.state) for r in runs] == [
@@ -87,6 +106,9 @@ def test_pipeline_runs_on_a_real_worker_and_is_safe_to_repeat(real_celery, segme
         "segments.compute_clv",
     ):
         assert f"Task {name}[" in output and "succeeded" in output
+    wanted = set(CustomerFeatures.objects.filter(rfm_group="Champions").values_list("customer_id", flat=True))
+    assert wanted and _wait_until_members(champions, wanted, segments_worker)
+    assert "Task segments.refresh_all[" in segments_worker.output()
 
     # Delivered again (a retry, a second click): the same values, nothing doubled.
     tasks.analytics_pipeline.delay(stamp)
