@@ -19,6 +19,7 @@ from segments import services as segment_services
 from segments.features import services
 from segments.features.recency import recency_days, recency_expression
 from segments.features.selectors import customer_features
+from segments.features.sql import FEATURE_COLUMNS
 from segments.models import CustomerFeatures, CustomerRollup, TouchedCustomer
 from segments.rules import matching_customers
 from tests.factories.catalog import ProductFactory
@@ -27,18 +28,7 @@ pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 6, 30, 18, 0, tzinfo=UTC)
 STATUSES = ["placed", "paid", "fulfilled", "paid", "cancelled", "returned"]
-COLUMNS = (
-    "customer_id",
-    "frequency",
-    "monetary",
-    "average_order_value",
-    "first_order_at",
-    "last_order_at",
-    "rfm_r",
-    "rfm_f",
-    "rfm_m",
-    "rfm_group",
-)
+COLUMNS = tuple(c for c in FEATURE_COLUMNS if c != "computed_at")  # computed_at: when written
 
 
 def _shop(n: int, seed: int) -> list[Customer]:
