@@ -2,13 +2,24 @@
 
 End to end = launch (API-level service), the ledger written by a real Celery worker, chunks
 claimed, checked (consent, suppression, caps, quiet hours), rendered with each customer's
-recommendations, built and sent over SMTP to a local aiosmtpd sink in its own process, and
-recorded in the ledger. In the same run, the minimal loop -- the same render + build + SMTP send
-for precomputed contexts, with no database and no ledger, in as many processes as there are
-workers -- gives the ratio the pipeline keeps of the raw send rate.
+recommendations, built and sent over SMTP to a local aiosmtpd sink, and recorded in the ledger.
+In the same run:
+
+* the minimal loop -- the same render + build + SMTP send for precomputed contexts, with no
+  database and no ledger, in as many processes as there are workers, one connection each --
+  gives the ratio the pipeline keeps of the raw send rate;
+* compose only (render + build in this process) and the sink alone (one prebuilt message sent
+  with smtplib, no rendering) say what each half of the minimal loop costs.
+
+Each stage reports the CPU time its processes spent per message (worker pool, sink processes,
+PostgreSQL backends of the scratch database), which the machine's other load does not move the
+way it moves wall-clock throughput; `cpu_bound_messages_per_minute` is what that CPU per message
+allows on this machine's cores with nothing else running. The sink (see `send_harness.Sink`)
+runs in `--sink-processes` aiosmtpd processes, on uvloop when it is installed.
 
 Uses a scratch PostgreSQL database (created and dropped here) and Redis databases 8 (cache,
-token bucket) and 9 (broker). Prints one JSON object; `--out` also writes it to a file.
+token bucket) and 9 (broker, flushed) on BENCH_REDIS. The data comes from `campaign_data.py`.
+Prints one JSON object; `--out` also writes it to a file.
 
     python benchmarks/campaign_send.py [--customers 100000] [--workers 2] [--minimal 20000]
 
@@ -113,7 +124,7 @@ def end_to_end(
 
 
 # ---------------------------------------------------------------------------------------------
-# The minimal loop: render + build + send, one SMTP connection per chunk, no database, no ledger
+# The minimal loop: render + build + send over one SMTP connection, no database, no ledger
 
 
 def compose(composer, variant, send_id: int, context: dict, key: str):
@@ -133,7 +144,6 @@ def minimal_worker(
     contexts: list[tuple[int, dict]],
     variant_fields: dict,
     campaign_fields: dict,
-    chunk: int,
     done,
     cpu,
     index: int,
@@ -151,27 +161,25 @@ def minimal_worker(
     composer = Composer(campaign)
     go.wait()
     started = time.process_time()
-    for first in range(0, len(contexts), chunk):
-        with EmailDelivery() as delivery:  # a connection per chunk, as the pipeline opens them
-            for send_id, context in contexts[first : first + chunk]:
-                composed = compose(composer, variant, send_id, context, "minimal")
-                outcome = delivery.deliver(composed.message)
-                if outcome.kind != "sent":
-                    raise RuntimeError(outcome.detail)
+    with EmailDelivery() as delivery:
+        for send_id, context in contexts:
+            composed = compose(composer, variant, send_id, context, "minimal")
+            outcome = delivery.deliver(composed.message)
+            if outcome.kind != "sent":
+                raise RuntimeError(outcome.detail)
     cpu[index] = time.process_time() - started
     with done.get_lock():
         done.value += len(contexts)
 
 
-def sink_worker(port: int, raw: bytes, count: int, chunk: int, done, cpu, index: int, go) -> None:
+def sink_worker(port: int, raw: bytes, count: int, done, cpu, index: int, go) -> None:
     import smtplib
 
     go.wait()
     started = time.process_time()
-    for first in range(0, count, chunk):
-        with smtplib.SMTP("127.0.0.1", port) as connection:
-            for number in range(first, min(count, first + chunk)):
-                connection.sendmail("news@shop.example.com", [f"sink{number}@example.com"], raw)
+    with smtplib.SMTP("127.0.0.1", port) as connection:
+        for number in range(count):
+            connection.sendmail("news@shop.example.com", [f"sink{number}@example.com"], raw)
     cpu[index] = time.process_time() - started
     with done.get_lock():
         done.value += count
@@ -216,12 +224,12 @@ def run_senders(target, args_for, workers: int, sink: Sink, settle: float) -> di
     }
 
 
-def sink_alone(sink: Sink, raw: bytes, count: int, workers: int, chunk: int) -> dict:
+def sink_alone(sink: Sink, raw: bytes, count: int, workers: int) -> dict:
     """The SMTP path alone: one prebuilt message sent `count` times with smtplib, no rendering.
 
     No send loop can go faster than this pair of client and sink."""
     result = run_senders(
-        sink_worker, lambda index: (sink.port, raw, count // workers, chunk), workers, sink, settle=2
+        sink_worker, lambda index: (sink.port, raw, count // workers), workers, sink, settle=2
     )
     result["message_bytes"] = len(raw)
     result["message_lines"] = raw.count(b"\r\n")
@@ -304,7 +312,7 @@ def compose_only(campaign, ids: list[int], count: int) -> dict:
     }
 
 
-def minimal_loop(campaign, ids: list[int], count: int, workers: int, chunk: int, sink: Sink) -> dict:
+def minimal_loop(campaign, ids: list[int], count: int, workers: int, sink: Sink) -> dict:
     from django.db import connections
 
     contexts, variant, _ = message_contexts(campaign, ids, count)
@@ -329,7 +337,7 @@ def minimal_loop(campaign, ids: list[int], count: int, workers: int, chunk: int,
     shares = [contexts[i::workers] for i in range(workers)]
     result = run_senders(
         minimal_worker,
-        lambda index: (campaign.pk, shares[index], variant_fields, campaign_fields, chunk),
+        lambda index: (campaign.pk, shares[index], variant_fields, campaign_fields),
         workers,
         sink,
         settle=5,  # let them import Django before the clock starts
@@ -360,6 +368,12 @@ def main() -> int:
         help="the sink's event loop (default: uvloop when installed)",
     )
     parser.add_argument(
+        "--sink-dispatch",
+        choices=["least-connections", "reuseport"],
+        default="least-connections",
+        help="how connections reach the sink processes (send_harness.Sink)",
+    )
+    parser.add_argument(
         "--database", default=SCRATCH_DB, help=f"scratch database, created and dropped (default {SCRATCH_DB})"
     )
     parser.add_argument("--keep-db", action="store_true")
@@ -372,7 +386,7 @@ def main() -> int:
     redis_base = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379")
     db_url = recreate_database(base_url, args.database)
 
-    sink = start_sink(args.sink_processes, args.sink_loop)
+    sink = start_sink(args.sink_processes, args.sink_loop, args.sink_dispatch)
     env = send_env(
         db_url=db_url,
         redis_base=redis_base,
@@ -395,8 +409,8 @@ def main() -> int:
         raw = sample_message(campaign, ids[0])
         count = min(args.minimal, len(ids))
         composed = compose_only(campaign, ids, count)
-        minimal = minimal_loop(campaign, ids, count, args.workers, args.chunk, sink)
-        ceiling = sink_alone(sink, raw, count, args.workers, args.chunk)
+        minimal = minimal_loop(campaign, ids, count, args.workers, sink)
+        ceiling = sink_alone(sink, raw, count, args.workers)
     finally:
         sink.stop()
         from django.db import connections
@@ -412,7 +426,7 @@ def main() -> int:
         "recommendations_per_message": RECS_PER_CUSTOMER,
         "workers": args.workers,
         "chunk": args.chunk,
-        "sink": {"processes": args.sink_processes, "event_loop": sink.event_loop},
+        "sink": {"processes": args.sink_processes, "event_loop": sink.event_loop, "dispatch": sink.dispatch},
         "setup_seconds": round(setup_seconds, 1),
         "end_to_end": e2e,
         "minimal_loop": minimal,
