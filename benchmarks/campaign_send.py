@@ -2,13 +2,24 @@
 
 End to end = launch (API-level service), the ledger written by a real Celery worker, chunks
 claimed, checked (consent, suppression, caps, quiet hours), rendered with each customer's
-recommendations, built and sent over SMTP to a local aiosmtpd sink in its own process, and
-recorded in the ledger. In the same run, the minimal loop -- the same render + build + SMTP send
-for precomputed contexts, with no database and no ledger, in as many processes as there are
-workers -- gives the ratio the pipeline keeps of the raw send rate.
+recommendations, built and sent over SMTP to a local aiosmtpd sink, and recorded in the ledger.
+In the same run:
+
+* the minimal loop -- the same render + build + SMTP send for precomputed contexts, with no
+  database and no ledger, in as many processes as there are workers, one connection each --
+  gives the ratio the pipeline keeps of the raw send rate;
+* compose only (render + build in this process) and the sink alone (one prebuilt message sent
+  with smtplib, no rendering) say what each half of the minimal loop costs.
+
+Each stage reports the CPU time its processes spent per message (worker pool, sink processes,
+PostgreSQL backends of the scratch database), which the machine's other load does not move the
+way it moves wall-clock throughput; `cpu_bound_messages_per_minute` is what that CPU per message
+allows on this machine's cores with nothing else running. The sink (see `send_harness.Sink`)
+runs in `--sink-processes` aiosmtpd processes, on uvloop when it is installed.
 
 Uses a scratch PostgreSQL database (created and dropped here) and Redis databases 8 (cache,
-token bucket) and 9 (broker). Prints one JSON object; `--out` also writes it to a file.
+token bucket) and 9 (broker, flushed) on BENCH_REDIS. The data comes from `campaign_data.py`.
+Prints one JSON object; `--out` also writes it to a file.
 
     python benchmarks/campaign_send.py [--customers 100000] [--workers 2] [--minimal 20000]
 
@@ -18,8 +29,6 @@ Targets (issue 6): >= 50,000 messages per minute end to end; end-to-end / minima
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import multiprocessing as mp
 import os
@@ -31,8 +40,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.send_harness import (  # noqa: E402 - the path above makes the package importable
+from benchmarks.campaign_data import RECS_PER_CUSTOMER, load_data  # noqa: E402 - the path above makes the package importable
+from benchmarks.common import SCRATCH_NAME  # noqa: E402
+from benchmarks.send_harness import (  # noqa: E402
+    CpuMeter,
+    Sink,
+    database_backends,
     drop_database,
+    process_tree,
     recreate_database,
     send_env,
     start_sink,
@@ -42,170 +57,46 @@ from benchmarks.send_harness import (  # noqa: E402 - the path above makes the p
 )
 
 SCRATCH_DB = "bench_campaign_send"
-PRODUCTS = 200
-RECS_PER_CUSTOMER = 4
-HTML = """<!doctype html><html><head><style>.card{border:1px solid #ddd;padding:8px}</style></head><body>
-<p>Hello {{ customer.first_name or "there" }},</p>
-<p>Picked for you this week:</p>
-<table><tr>{% for p in recommendations %}<td class="card"><a href="{{ p.url }}"><img src="{{ p.image_url }}" alt="">
-<br>{{ p.name }}</a><br>{{ p.price }} {{ p.currency }}<br><small>{{ p.explanation }}</small></td>{% endfor %}</tr></table>
-{% if loyalty %}<p>You have {{ loyalty.points }} points.</p>{% endif %}
-<p><a href="https://shop.example.com/sale">See the whole sale</a></p>
-<p><a href="{{ links.unsubscribe_url }}">Unsubscribe</a> · {{ company.name }}, {{ company.postal_address }}</p>
-</body></html>"""
-
-
-def copy_rows(table: str, columns: list[str], rows) -> None:
-    from django.db import connection
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    for row in rows:
-        writer.writerow(["\\N" if value is None else value for value in row])
-    buffer.seek(0)
-    with connection.cursor() as cursor:
-        cursor.copy_expert(
-            f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer
-        )
-
-
-def load_data(customers: int):
-    """Customers with consent, one segment, products, a model version with stored recommendations."""
-    from django.db import connection
-    from django.utils import timezone
-
-    from campaigns.models import Campaign, Variant
-    from catalog.models import Product
-    from recommender.models import ModelVersion, RecommenderConfig
-    from segments.models import Segment
-
-    now = timezone.now().isoformat()
-    zones = ["Europe/London", "Europe/Paris", "America/New_York", "Asia/Tokyo", ""]
-    copy_rows(
-        "customers_customer",
-        [
-            "created_at",
-            "updated_at",
-            "external_id",
-            "email",
-            "phone",
-            "first_name",
-            "last_name",
-            "locale",
-            "timezone",
-            "country",
-            "attributes",
-        ],
-        (
-            (
-                now,
-                now,
-                f"b{i}",
-                f"b{i}@example.com",
-                "",
-                f"Name{i}",
-                "Example",
-                "en",
-                zones[i % 5],
-                "GB",
-                "{}",
-            )
-            for i in range(customers)
-        ),
-    )
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT id FROM customers_customer ORDER BY id")
-        ids = [row[0] for row in cursor.fetchall()]
-    copy_rows(
-        "customers_customerconsent",
-        ["customer_id", "channel", "status", "source", "changed_at"],
-        ((cid, "email", "granted", "benchmark", now) for cid in ids),
-    )
-    segment = Segment.objects.create(name="Benchmark audience", kind=Segment.Kind.STATIC)
-    copy_rows(
-        "segments_segmentmembership",
-        ["segment_id", "customer_id", "entered_at"],
-        ((segment.pk, cid, now) for cid in ids),
-    )
-    products = Product.objects.bulk_create(
-        [
-            Product(
-                sku=f"SKU{i}",
-                name=f"Stoneware mug no. {i}",
-                price=f"{9 + i % 30}.99",
-                stock=100,
-                url=f"https://shop.example.com/p/{i}",
-                image_url=f"https://cdn.example.com/p/{i}.jpg",
-                category_path="Home > Mugs",
-                brand="Example",
-            )
-            for i in range(PRODUCTS)
-        ]
-    )
-    config = RecommenderConfig.objects.create(name="default", is_default=True)
-    version = ModelVersion.objects.create(
-        config=config, algorithm="item_knn", status=ModelVersion.Status.READY
-    )
-    config.active_version = version
-    config.save(update_fields=["active_version"])
-    product_ids = [p.pk for p in products]
-    explanation = json.dumps({"text": "Because you bought a teapot"})
-    copy_rows(
-        "recommender_recommendation",
-        ["model_version_id", "customer_id", "rank", "product_id", "score", "explanation"],
-        (
-            (
-                version.pk,
-                cid,
-                rank + 1,
-                product_ids[(index * 7 + rank * 13) % PRODUCTS],
-                1.0 / (rank + 1),
-                explanation,
-            )
-            for index, cid in enumerate(ids)
-            for rank in range(RECS_PER_CUSTOMER)
-        ),
-    )
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
-    campaign = Campaign.objects.create(
-        name="Benchmark: mugs of the week",
-        from_email="news@shop.example.com",
-        from_name="Example Shop",
-        recommendation_count=RECS_PER_CUSTOMER,
-    )
-    campaign.include_segments.add(segment)
-    Variant.objects.create(
-        campaign=campaign, name="A", subject="{{ customer.first_name }}, mugs picked for you", html=HTML
-    )
-    return campaign, ids
-
 
 # ---------------------------------------------------------------------------------------------
 # End to end with a real worker
 
 
-def end_to_end(campaign, customers: int, env: dict[str, str], workers: int, received) -> dict:
+def end_to_end(
+    campaign, customers: int, env: dict[str, str], workers: int, sink: Sink, database: str
+) -> dict:
     from django.db import transaction
 
     from campaigns.models import CampaignRun, Send, SendState
     from campaigns.services.launch import launch_campaign
 
     worker = start_worker(env, workers, Path("/tmp") / f"bench-campaign-worker-{os.getpid()}.log")
+    meter = CpuMeter()
+
+    def groups() -> dict[str, list[int]]:
+        return {
+            "worker": process_tree(worker.pid),
+            "sink": sink.pids,
+            "postgres": database_backends(database),
+        }
+
     try:
-        before = received.value
+        sink.forget()
+        before = sink.received
+        meter.start(groups())
         started = time.perf_counter()
         with transaction.atomic():
             campaign = launch_campaign(campaign=campaign)
         ledger_at = None
         while True:
             time.sleep(0.25)
+            meter.sample(groups())
             if (
                 ledger_at is None
                 and CampaignRun.objects.filter(campaign=campaign, state__in=["ready", "done"]).exists()
             ):
                 ledger_at = time.perf_counter()
-            if received.value - before >= customers:
+            if sink.received - before >= customers:
                 open_rows = Send.objects.filter(
                     campaign=campaign, state__in=["queued", "sending", "deferred"]
                 ).exists()
@@ -214,6 +105,8 @@ def end_to_end(campaign, customers: int, env: dict[str, str], workers: int, rece
             if time.perf_counter() - started > 3600:
                 raise RuntimeError("end-to-end send did not finish within an hour")
         finished = time.perf_counter()
+        meter.sample(groups())
+        load = os.getloadavg()[0]
         sent = Send.objects.filter(campaign=campaign, state=SendState.SENT).count()
     finally:
         stop_process(worker)
@@ -223,7 +116,10 @@ def end_to_end(campaign, customers: int, env: dict[str, str], workers: int, rece
         "seconds": round(seconds, 2),
         "ledger_seconds": round((ledger_at or finished) - started, 2),
         "messages_per_minute": round(sent / seconds * 60),
-        "sink_received": received.value - before,
+        "sink_received": sink.received - before,
+        "sink_duplicates": sink.duplicates(),  # the same Message-ID twice (none expected without faults)
+        "cpu_per_message": meter.per_message(sent),
+        "load_average_1m_at_end": round(load, 2),
     }
 
 
@@ -244,7 +140,14 @@ def compose(composer, variant, send_id: int, context: dict, key: str):
 
 
 def minimal_worker(
-    campaign_id: int, contexts: list[tuple[int, dict]], variant_fields: dict, campaign_fields: dict, done, go
+    campaign_id: int,
+    contexts: list[tuple[int, dict]],
+    variant_fields: dict,
+    campaign_fields: dict,
+    done,
+    cpu,
+    index: int,
+    go,
 ) -> None:
     import django
 
@@ -257,52 +160,80 @@ def minimal_worker(
     variant = Variant(campaign=campaign, **variant_fields)
     composer = Composer(campaign)
     go.wait()
+    started = time.process_time()
     with EmailDelivery() as delivery:
         for send_id, context in contexts:
             composed = compose(composer, variant, send_id, context, "minimal")
             outcome = delivery.deliver(composed.message)
             if outcome.kind != "sent":
                 raise RuntimeError(outcome.detail)
+    cpu[index] = time.process_time() - started
     with done.get_lock():
         done.value += len(contexts)
 
 
-def sink_worker(port: int, raw: bytes, count: int, done, go) -> None:
+def sink_worker(port: int, raw: bytes, count: int, done, cpu, index: int, go) -> None:
     import smtplib
 
     go.wait()
+    started = time.process_time()
     with smtplib.SMTP("127.0.0.1", port) as connection:
-        for index in range(count):
-            connection.sendmail("news@shop.example.com", [f"sink{index}@example.com"], raw)
+        for number in range(count):
+            connection.sendmail("news@shop.example.com", [f"sink{number}@example.com"], raw)
+    cpu[index] = time.process_time() - started
     with done.get_lock():
         done.value += count
 
 
-def sink_ceiling(port: int, raw: bytes, count: int, workers: int) -> dict:
-    """The sink alone: one prebuilt message sent `count` times, no rendering at all.
-
-    Everything else is measured against this: no send loop can go faster than the sink reads.
-    """
-    spawn = mp.get_context("spawn")
-    done, go = spawn.Value("q", 0), spawn.Event()
+def run_senders(target, args_for, workers: int, sink: Sink, settle: float) -> dict:
+    """Start `workers` spawned processes, let them import, release them at once and time them; the
+    CPU they spent (each measures its own) and the sink's, per message."""
+    spawn = mp.get_context("spawn")  # fresh interpreters: no inherited sockets, threads or locks
+    done, go, cpu = spawn.Value("q", 0), spawn.Event(), spawn.Array("d", workers, lock=False)
     processes = [
-        spawn.Process(target=sink_worker, args=(port, raw, count // workers, done, go))
-        for _ in range(workers)
+        spawn.Process(target=target, args=(*args_for(index), done, cpu, index, go))
+        for index in range(workers)
     ]
     for process in processes:
         process.start()
-    time.sleep(2)
+    time.sleep(settle)
+    meter = CpuMeter()
+    meter.start({"sink": sink.pids})
     started = time.perf_counter()
     go.set()
     for process in processes:
         process.join()
     seconds = time.perf_counter() - started
+    meter.sample({"sink": sink.pids})
+    messages = done.value
+    cpu_ms = meter.per_message(messages) if messages else {}
+    sink_ms = cpu_ms.get("sink_ms", 0.0)
+    sender_ms = sum(cpu) / messages * 1000 if messages else 0.0
+    total = sender_ms + sink_ms
     return {
-        "messages": done.value,
+        "messages": messages,
         "seconds": round(seconds, 2),
-        "messages_per_minute": round(done.value / seconds * 60),
-        "message_bytes": len(raw),
+        "messages_per_minute": round(messages / seconds * 60),
+        "cpu_per_message": {
+            "sender_ms": round(sender_ms, 3),
+            "sink_ms": sink_ms,
+            "total_ms": round(total, 3),
+            "cpu_bound_messages_per_minute": round((os.cpu_count() or 1) * 60_000 / total) if total else 0,
+        },
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
     }
+
+
+def sink_alone(sink: Sink, raw: bytes, count: int, workers: int) -> dict:
+    """The SMTP path alone: one prebuilt message sent `count` times with smtplib, no rendering.
+
+    No send loop can go faster than this pair of client and sink."""
+    result = run_senders(
+        sink_worker, lambda index: (sink.port, raw, count // workers), workers, sink, settle=2
+    )
+    result["message_bytes"] = len(raw)
+    result["message_lines"] = raw.count(b"\r\n")
+    return result
 
 
 def sample_message(campaign, customer_id: int) -> bytes:
@@ -366,21 +297,22 @@ def message_contexts(campaign, ids: list[int], count: int):
 
 def compose_only(campaign, ids: list[int], count: int) -> dict:
     """Render + build alone, in this one process (no SMTP, no database): the cost per message of
-    composing, to set beside the SMTP path's ceiling (`sink_alone`)."""
+    composing, to set beside the SMTP path's (`sink_alone`)."""
     contexts, variant, composer = message_contexts(campaign, ids, count)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for send_id, context in contexts:
         compose(composer, variant, send_id, context, "compose")
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {
         "messages": len(contexts),
         "seconds": round(seconds, 2),
         "ms_per_message": round(seconds / len(contexts) * 1000, 3),
+        "cpu_ms_per_message": round(cpu / len(contexts) * 1000, 3),
         "messages_per_minute_one_process": round(len(contexts) / seconds * 60),
     }
 
 
-def minimal_loop(campaign, ids: list[int], count: int, workers: int) -> dict:
+def minimal_loop(campaign, ids: list[int], count: int, workers: int, sink: Sink) -> dict:
     from django.db import connections
 
     contexts, variant, _ = message_contexts(campaign, ids, count)
@@ -402,30 +334,17 @@ def minimal_loop(campaign, ids: list[int], count: int, workers: int) -> dict:
         )
     }
     connections.close_all()
-    spawn = mp.get_context("spawn")  # fresh interpreters: no inherited sockets, threads or locks
-    done, go = spawn.Value("q", 0), spawn.Event()
     shares = [contexts[i::workers] for i in range(workers)]
-    processes = [
-        spawn.Process(
-            target=minimal_worker, args=(campaign.pk, share, variant_fields, campaign_fields, done, go)
-        )
-        for share in shares
-    ]
-    for process in processes:
-        process.start()
-    time.sleep(5)  # let them import Django before the clock starts
-    started = time.perf_counter()
-    go.set()
-    for process in processes:
-        process.join()
-    seconds = time.perf_counter() - started
-    if done.value != count:
-        raise RuntimeError(f"minimal loop sent {done.value} of {count}")
-    return {
-        "messages": count,
-        "seconds": round(seconds, 2),
-        "messages_per_minute": round(count / seconds * 60),
-    }
+    result = run_senders(
+        minimal_worker,
+        lambda index: (campaign.pk, shares[index], variant_fields, campaign_fields),
+        workers,
+        sink,
+        settle=5,  # let them import Django before the clock starts
+    )
+    if result["messages"] != count:
+        raise RuntimeError(f"minimal loop sent {result['messages']} of {count}")
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -439,20 +358,40 @@ def main() -> int:
     )
     parser.add_argument("--minimal", type=int, default=20_000, help="messages in the minimal loop")
     parser.add_argument("--chunk", type=int, default=500)
+    parser.add_argument(
+        "--sink-processes", type=int, default=2, help="aiosmtpd processes sharing the sink's port"
+    )
+    parser.add_argument(
+        "--sink-loop",
+        choices=["uvloop", "asyncio"],
+        default=None,
+        help="the sink's event loop (default: uvloop when installed)",
+    )
+    parser.add_argument(
+        "--sink-dispatch",
+        choices=["least-connections", "reuseport"],
+        default="least-connections",
+        help="how connections reach the sink processes (send_harness.Sink)",
+    )
+    parser.add_argument(
+        "--database", default=SCRATCH_DB, help=f"scratch database, created and dropped (default {SCRATCH_DB})"
+    )
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if not SCRATCH_NAME.match(args.database):
+        parser.error("the scratch database's name starts with bench_ or scratch_: it is dropped")
 
     base_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     redis_base = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379")
-    db_url = recreate_database(base_url, SCRATCH_DB)
+    db_url = recreate_database(base_url, args.database)
 
-    sink, port, received, duplicates = start_sink()
+    sink = start_sink(args.sink_processes, args.sink_loop, args.sink_dispatch)
     env = send_env(
         db_url=db_url,
         redis_base=redis_base,
         redis_db=8,
-        smtp_port=port,
+        smtp_port=sink.port,
         CAMPAIGN_CHUNK_SIZE=str(args.chunk),
         CAMPAIGN_SEND_PARALLELISM=str(args.workers),
         CAMPAIGN_TASK_BUDGET_SECONDS="600",
@@ -466,20 +405,19 @@ def main() -> int:
         call_command("migrate", verbosity=0)
         campaign, ids = load_data(args.customers)
         setup_seconds = time.perf_counter() - t
-        e2e = end_to_end(campaign, args.customers, env, args.workers, received)
-        e2e["sink_duplicates"] = duplicates.value  # the same Message-ID twice (none expected without faults)
+        e2e = end_to_end(campaign, args.customers, env, args.workers, sink, args.database)
         raw = sample_message(campaign, ids[0])
-        composed = compose_only(campaign, ids, min(args.minimal, len(ids)))
-        minimal = minimal_loop(campaign, ids, min(args.minimal, len(ids)), args.workers)
-        ceiling = sink_ceiling(port, raw, min(args.minimal, len(ids)), args.workers)
+        count = min(args.minimal, len(ids))
+        composed = compose_only(campaign, ids, count)
+        minimal = minimal_loop(campaign, ids, count, args.workers, sink)
+        ceiling = sink_alone(sink, raw, count, args.workers)
     finally:
-        sink.terminate()
-        sink.join(10)
+        sink.stop()
         from django.db import connections
 
         connections.close_all()
         if not args.keep_db:
-            drop_database(base_url, SCRATCH_DB)
+            drop_database(base_url, args.database)
 
     ratio = e2e["messages_per_minute"] / minimal["messages_per_minute"]
     result = {
@@ -488,6 +426,7 @@ def main() -> int:
         "recommendations_per_message": RECS_PER_CUSTOMER,
         "workers": args.workers,
         "chunk": args.chunk,
+        "sink": {"processes": args.sink_processes, "event_loop": sink.event_loop, "dispatch": sink.dispatch},
         "setup_seconds": round(setup_seconds, 1),
         "end_to_end": e2e,
         "minimal_loop": minimal,

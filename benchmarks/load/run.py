@@ -3,7 +3,7 @@ first alone (the baseline), then while a real Celery worker sends a campaign to 
 
 Everything runs on this machine and is stopped by pid at the end: a scratch PostgreSQL database
 (`bench_load` unless --scratch-db says otherwise, created and dropped here), Redis databases 10 (cache) and 11 (broker) unless
---redis-db says otherwise, gunicorn, a Celery worker, an aiosmtpd sink in its own process, and
+--redis-db says otherwise, gunicorn, a Celery worker, an aiosmtpd sink (processes sharing one port), and
 locust headless (bounded in users and time). Prints one JSON object: per phase the request count,
 failures, error rate, achieved rate and p50/p95/p99 latencies, and the ratio of the p95 during the
 send to the baseline p95 measured in the same run. Exit status 1 if any request failed.
@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.campaign_send import load_data  # noqa: E402 - the path above makes the package importable
+from benchmarks.campaign_data import load_data  # noqa: E402 - the path above makes the package importable
 from benchmarks.send_harness import (  # noqa: E402
     drop_database,
     free_port,
@@ -191,12 +191,12 @@ def main() -> int:
     db_url = recreate_database(base_url, args.scratch_db)
     work = Path(tempfile.mkdtemp(prefix="reachly-load-"))
 
-    sink, sink_port, received, duplicates = start_sink()
+    sink = start_sink()
     env = send_env(
         db_url=db_url,
         redis_base=redis_base,
         redis_db=args.redis_db,
-        smtp_port=sink_port,
+        smtp_port=sink.port,
         API_KEY_RATE="1000000/min",
         CAMPAIGN_CHUNK_SIZE="200",
     )
@@ -235,14 +235,14 @@ def main() -> int:
         from campaigns.models import Send, SendState
         from campaigns.services.launch import launch_campaign
 
-        before = received.value
+        before = sink.received
         send_started = time.monotonic()
         with transaction.atomic():
             launch_campaign(campaign=campaign)  # the worker writes the ledger and sends
         during = run_locust(
             "during_send", host=host, env=locust_env, users=args.users, duration=args.duration, out=work
         )
-        sent_in_window = received.value - before
+        sent_in_window = sink.received - before
         deadline = time.monotonic() + 600
         while (
             Send.objects.filter(campaign=campaign, state__in=["queued", "sending", "deferred"]).exists()
@@ -255,8 +255,8 @@ def main() -> int:
         for process in (web, worker):
             if process is not None:
                 stop_process(process)
-        sink.terminate()
-        sink.join(10)
+        duplicates = sink.duplicates()
+        sink.stop()
         connections.close_all()
         if not args.keep_db:
             drop_database(base_url, args.scratch_db)
@@ -279,7 +279,7 @@ def main() -> int:
                 "sent_total": sent,
                 "send_seconds": round(send_seconds, 1),
                 "messages_per_minute": round(sent / send_seconds * 60) if send_seconds else None,
-                "sink_duplicates": duplicates.value,
+                "sink_duplicates": duplicates,
             },
         },
         "p95_ratio_during_send_to_baseline": round(during["all"]["p95_ms"] / baseline["all"]["p95_ms"], 2)
