@@ -46,6 +46,7 @@ def load_data(customers: int):
 
     from campaigns.models import Campaign, Variant
     from catalog.models import Product
+    from customers.importers.standard import CUSTOMER_COLUMNS
     from recommender.models import ModelVersion, RecommenderConfig
     from segments.models import Segment
 
@@ -53,19 +54,7 @@ def load_data(customers: int):
     zones = ["Europe/London", "Europe/Paris", "America/New_York", "Asia/Tokyo", ""]
     copy_rows(
         "customers_customer",
-        [
-            "created_at",
-            "updated_at",
-            "external_id",
-            "email",
-            "phone",
-            "first_name",
-            "last_name",
-            "locale",
-            "timezone",
-            "country",
-            "attributes",
-        ],
+        ["created_at", "updated_at", *CUSTOMER_COLUMNS, "attributes"],
         (
             (
                 now,
