@@ -106,6 +106,7 @@ class SegmentAdmin(admin.ModelAdmin):
         "refresh_state",
         "refresh_error",
         "refresh_seconds",
+        "refresh_interruptions",
         "links",
     ]
     actions = ["refresh_selected"]
@@ -126,6 +127,7 @@ class SegmentAdmin(admin.ModelAdmin):
                         "refreshed_at",
                         "refresh_seconds",
                         "refresh_error",
+                        "refresh_interruptions",
                     ]
                 },
             ),
@@ -199,7 +201,7 @@ class SegmentAdmin(admin.ModelAdmin):
     def _enqueue(ids: list[int]) -> None:
         from segments.tasks import refresh
 
-        services.mark_queued(segment_ids=ids)
+        services.request_refresh(segment_ids=ids)
         for pk in ids:
             transaction.on_commit(lambda pk=pk: refresh.delay(pk))
 

@@ -40,6 +40,13 @@ class Segment(TimeStampedModel):
         help_text="When the pending refresh was queued (the reconciler re-enqueues lost ones)",
     )
     refresh_seconds = models.FloatField(null=True, blank=True, help_text="Duration of the last full refresh")
+    # Counted up (and committed) when a refresh starts, under the segment's lock; back to 0 when it
+    # commits or fails normally. A start without an end is a refresh whose worker died (the
+    # out-of-memory killer, the hard time limit); after SEGMENTS_REFRESH_MAX_INTERRUPTIONS of them
+    # in a row the refresh is failed with the reason instead of run again (services.refresh_segment).
+    refresh_interruptions = models.PositiveSmallIntegerField(
+        default=0, help_text="Refreshes in a row that started and never finished (worker killed)"
+    )
 
     class Meta:
         ordering = ["name"]

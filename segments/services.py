@@ -10,6 +10,11 @@ A refresh is one transaction under a PostgreSQL advisory lock keyed by the segme
        SQLite).
 A failed or killed refresh rolls back whole, so the previous membership stays as it was; a
 re-entry is a new row, which is what campaign triggers key on.
+
+Each refresh is counted on the segment (`refresh_interruptions`) before its transaction starts and
+uncounted when it ends; a refresh whose worker is killed on every run (a rule whose query exhausts
+the worker's memory) is thus seen after SEGMENTS_REFRESH_MAX_INTERRUPTIONS runs, and failed with
+the reason instead of killing the next worker: Celery puts a killed task's message back at once.
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import OperationalError, connection, transaction
-from django.db.models import Q
+from django.db import DatabaseError, OperationalError, connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from segments import rollups
@@ -215,12 +220,54 @@ def _current_count(cursor, segment_id: int) -> int:
     return cursor.fetchone()[0]
 
 
+MAX_REFRESH_INTERRUPTIONS = 3  # settings.SEGMENTS_REFRESH_MAX_INTERRUPTIONS overrides
+
+
+def max_refresh_interruptions() -> int:
+    return int(getattr(settings, "SEGMENTS_REFRESH_MAX_INTERRUPTIONS", MAX_REFRESH_INTERRUPTIONS))
+
+
+def interrupted_error(times: int) -> str:
+    return (
+        f"refresh interrupted {times} times in a row (worker killed, e.g. out of memory); "
+        "fix the rule or raise the worker's memory, then refresh again"
+    )
+
+
+def _start_attempt(segment_id: int, *, incremental: bool) -> bool:
+    """Count this refresh as started (committed before its work), unless the count says to give up.
+
+    Called under the segment's session lock, so the count is of this segment's refreshes one after
+    another: one that is still counted when the next starts never finished. At the limit the
+    refresh is not run (its query may be what kills the worker) and the segment is failed with the
+    reason; False then. A deleted segment is left to the refresh to notice.
+    """
+    limit = max_refresh_interruptions()
+    counted = Segment.objects.filter(pk=segment_id, refresh_interruptions__lt=limit).update(
+        refresh_interruptions=F("refresh_interruptions") + 1
+    )
+    if counted or not Segment.objects.filter(pk=segment_id).exists():
+        return True
+    message = interrupted_error(limit)
+    gave_up = (
+        Segment.objects.filter(pk=segment_id)
+        .exclude(refresh_state=Segment.RefreshState.FAILED, refresh_error=message)
+        .update(refresh_state=Segment.RefreshState.FAILED, refresh_error=message)
+    )
+    if gave_up or not incremental:
+        logger.error("segment %s: %s; not run", segment_id, message)
+    return False
+
+
 def refresh_segment(
     *, segment_id: int, customer_ids: list[int] | None = None, now: datetime | None = None
 ) -> RefreshResult:
     """Bring a dynamic segment's membership up to date (only for `customer_ids` when given).
 
     Raises RuleValidationError for a rule that no longer validates (the state says so too).
+    A segment whose refreshes were interrupted SEGMENTS_REFRESH_MAX_INTERRUPTIONS times in a row
+    is not refreshed (skipped "interrupted", the state `failed` with the reason) until an explicit
+    request (`request_refresh`) resets the count.
     """
     started = time.perf_counter()
     incremental = customer_ids is not None
@@ -229,60 +276,90 @@ def refresh_segment(
         Segment.objects.filter(pk=segment_id).update(
             refresh_state=Segment.RefreshState.RUNNING, refresh_started_at=timezone.now()
         )
+    # A session lock, not only the transaction's: the attempt is counted, and committed, under it
+    # before the transaction that may never end. A killed worker's session lets go of it when
+    # PostgreSQL ends the session.
+    key = (LOCK_NAMESPACE, segment_id)
+    _wait_for_lock(key)
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            _xact_lock(cursor, segment_id)
-            segment = Segment.objects.filter(pk=segment_id).first()
-            if segment is None:
-                result.skipped = "deleted"
-                return result
-            if segment.kind != Segment.Kind.DYNAMIC or not segment.active:
-                result.skipped = "static" if segment.kind != Segment.Kind.DYNAMIC else "inactive"
-                if not incremental:
-                    Segment.objects.filter(pk=segment_id).update(refresh_state=Segment.RefreshState.IDLE)
-                return result
-            now = now or timezone.now()
-            if _postgres():
-                cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
-                cursor.execute("SET LOCAL jit = off")  # compiling costs more than it saves here
-            matched = _fill_match_table(
-                cursor,
-                matching_ids(segment.rules, now=now)
-                if customer_ids is None
-                else matching_customers(segment.rules, now=now, scope=customer_ids).values("pk"),
+        if not _start_attempt(segment_id, incremental=incremental):
+            result.skipped = "interrupted"
+            return result
+        try:
+            _refresh_locked(
+                segment_id=segment_id, customer_ids=customer_ids, now=now, result=result, started=started
             )
-            result.entered, result.exited = _apply_diff(
-                cursor, segment_id=segment_id, now=now, scope=customer_ids
+        except Exception as exc:
+            message = (
+                "; ".join(exc.messages())
+                if isinstance(exc, RuleValidationError)
+                else f"{type(exc).__name__}: {exc}"
             )
-            # Incremental: the count moves by the diff (exact, under the lock) instead of a count(*)
-            # over every current member of a large segment.
-            result.member_count = (
-                max(0, segment.member_count + result.entered - result.exited) if incremental else matched
+            logger.warning("segment %s refresh failed: %s", segment_id, message)
+            Segment.objects.filter(pk=segment_id).update(
+                refresh_state=Segment.RefreshState.FAILED,
+                refresh_error=message[:2000],
+                refresh_interruptions=0,  # it ended, if badly: not an interruption
             )
-            result.seconds = round(time.perf_counter() - started, 4)
-            changes: dict[str, Any] = {"member_count": result.member_count}
-            if not incremental:
-                changes.update(
-                    refreshed_at=now,
-                    refresh_state=Segment.RefreshState.IDLE,
-                    refresh_error="",
-                    refresh_seconds=result.seconds,
-                )
-            Segment.objects.filter(pk=segment_id).update(**changes)
-            cursor.execute("DROP TABLE IF EXISTS segment_match")
-    except Exception as exc:
-        message = (
-            "; ".join(exc.messages())
-            if isinstance(exc, RuleValidationError)
-            else f"{type(exc).__name__}: {exc}"
-        )
-        logger.warning("segment %s refresh failed: %s", segment_id, message)
-        Segment.objects.filter(pk=segment_id).update(
-            refresh_state=Segment.RefreshState.FAILED, refresh_error=message[:2000]
-        )
-        raise
+            raise
+    finally:
+        _let_go(key)
     _analyze_after(result)
     return result
+
+
+def _refresh_locked(
+    *,
+    segment_id: int,
+    customer_ids: list[int] | None,
+    now: datetime | None,
+    result: RefreshResult,
+    started: float,
+) -> None:
+    """The refresh's one transaction (the caller holds the segment's lock); ends the attempt's count."""
+    incremental = customer_ids is not None
+    with transaction.atomic(), connection.cursor() as cursor:
+        _xact_lock(cursor, segment_id)  # re-entrant: taken by this session already
+        segment = Segment.objects.filter(pk=segment_id).first()
+        if segment is None:
+            result.skipped = "deleted"
+            return
+        if segment.kind != Segment.Kind.DYNAMIC or not segment.active:
+            result.skipped = "static" if segment.kind != Segment.Kind.DYNAMIC else "inactive"
+            changes: dict[str, Any] = {"refresh_interruptions": 0}
+            if not incremental:
+                changes["refresh_state"] = Segment.RefreshState.IDLE
+            Segment.objects.filter(pk=segment_id).update(**changes)
+            return
+        now = now or timezone.now()
+        if _postgres():
+            cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+            cursor.execute("SET LOCAL jit = off")  # compiling costs more than it saves here
+        matched = _fill_match_table(
+            cursor,
+            matching_ids(segment.rules, now=now)
+            if customer_ids is None
+            else matching_customers(segment.rules, now=now, scope=customer_ids).values("pk"),
+        )
+        result.entered, result.exited = _apply_diff(
+            cursor, segment_id=segment_id, now=now, scope=customer_ids
+        )
+        # Incremental: the count moves by the diff (exact, under the lock) instead of a count(*)
+        # over every current member of a large segment.
+        result.member_count = (
+            max(0, segment.member_count + result.entered - result.exited) if incremental else matched
+        )
+        result.seconds = round(time.perf_counter() - started, 4)
+        changes = {"member_count": result.member_count, "refresh_interruptions": 0}
+        if not incremental:
+            changes.update(
+                refreshed_at=now,
+                refresh_state=Segment.RefreshState.IDLE,
+                refresh_error="",
+                refresh_seconds=result.seconds,
+            )
+        Segment.objects.filter(pk=segment_id).update(**changes)
+        cursor.execute("DROP TABLE IF EXISTS segment_match")
 
 
 def _analyze_after(result: RefreshResult) -> None:
@@ -311,6 +388,23 @@ def refresh_segments(
                 RefreshResult(segment_id=pk, incremental=customer_ids is not None, skipped="failed")
             )
     return results
+
+
+def _wait_for_lock(key: tuple[int, int]) -> None:
+    """Take a session-level advisory lock, waiting as long as its holder keeps it."""
+    if _postgres():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", list(key))
+
+
+def _let_go(key: tuple[int, int]) -> None:
+    """Release a session lock; if the connection cannot, close it (which releases it) rather than
+    leave a pooled connection holding the segment's lock."""
+    try:
+        _unlock(key)
+    except DatabaseError:
+        logger.warning("could not release the advisory lock %s; closing the connection", key, exc_info=True)
+        connection.close()
 
 
 def _try_session_lock(key: tuple[int, int]) -> bool:
@@ -372,6 +466,15 @@ def refresh_all_segments(*, wait: timedelta = REFRESH_ALL_WAIT) -> list[RefreshR
         return refresh_segments(segment_ids=active)
     finally:
         _unlock(REFRESH_ALL_LOCK)
+
+
+def request_refresh(*, segment_ids: list[int]) -> None:
+    """An explicit refresh (the API, the admin, a rule saved): queued, and a segment given up on
+    after its refreshes were interrupted again and again gets another round of attempts."""
+    Segment.objects.filter(pk__in=segment_ids, refresh_interruptions__gte=max_refresh_interruptions()).update(
+        refresh_interruptions=0
+    )
+    mark_queued(segment_ids=segment_ids)
 
 
 def mark_queued(*, segment_ids: list[int]) -> None:

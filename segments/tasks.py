@@ -34,7 +34,10 @@ def refresh_all() -> dict:
     results = services.refresh_all_segments()
     if results is None:
         return {"skipped": "another full refresh is running"}
-    return {"segments": len(results), "failed": sum(1 for r in results if r.skipped == "failed")}
+    return {
+        "segments": len(results),
+        "failed": sum(1 for r in results if r.skipped in ("failed", "interrupted")),
+    }
 
 
 @shared_task(name="segments.refresh_touched", soft_time_limit=540, time_limit=600, **_TASK_OPTIONS)

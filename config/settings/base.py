@@ -243,6 +243,9 @@ COMPANY_POSTAL_ADDRESS = env(
 SUPPRESSION_HASH_KEY = env("SUPPRESSION_HASH_KEY", default="reachly-suppression-v1")
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# A segment refresh whose worker was killed this many times in a row (out of memory, say) is failed
+# with the reason instead of run again; an explicit refresh (API, admin) tries it again.
+SEGMENTS_REFRESH_MAX_INTERRUPTIONS = env.int("SEGMENTS_REFRESH_MAX_INTERRUPTIONS", default=3)
 
 # Experiment results are cached per data version (docs/statistics.md); this bounds what the version
 # cannot see (the clock moving the series, an order edited in place).

@@ -141,7 +141,7 @@ class SegmentViewSet(ScopedActionsMixin, viewsets.ModelViewSet):
     def _enqueue(segment: Segment) -> None:
         from segments.tasks import refresh
 
-        services.mark_queued(segment_ids=[segment.pk])
+        services.request_refresh(segment_ids=[segment.pk])
         segment.refresh_state = Segment.RefreshState.QUEUED
         pk = segment.pk
         transaction.on_commit(lambda: refresh.delay(pk))

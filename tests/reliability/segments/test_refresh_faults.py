@@ -18,6 +18,7 @@ from django.utils import timezone
 from customers.models import Customer
 from segments import services
 from segments.models import Segment, SegmentMembership
+from segments.rules.errors import RuleValidationError
 from segments.tasks import reconcile, refresh
 from tests.factories.customers import CustomerFactory
 from tests.integration.campaigns.real_parts import wait_until
@@ -120,3 +121,52 @@ def test_a_refresh_interrupted_twice_in_a_row_is_failed_not_requeued(transaction
     assert segment.refresh_state == "failed"
     assert segment.refresh_error.endswith("interrupted twice in a row, left to the hourly full refresh")
     assert Segment.objects.get(pk=healthy.pk).refresh_state == "running"
+
+
+def test_the_interruption_count_ends_with_each_refresh_and_stops_a_refresh_at_the_limit(
+    transactional_db, settings
+):
+    uk = Segment.objects.create(name="UK", rules={"field": "customer.country", "op": "eq", "value": "GB"})
+    CustomerFactory(external_id="gb0", country="GB")
+    assert services.refresh_segment(segment_id=uk.pk).member_count == 1
+    assert Segment.objects.get(pk=uk.pk).refresh_interruptions == 0
+
+    # Two refreshes that never ended: the third attempt still runs, and its end clears the count.
+    Segment.objects.filter(pk=uk.pk).update(refresh_interruptions=2)
+    CustomerFactory(external_id="gb1", country="GB")
+    assert services.refresh_segment(segment_id=uk.pk).entered == 1
+    uk.refresh_from_db()
+    assert (uk.refresh_interruptions, uk.refresh_state, uk.member_count) == (0, "idle", 2)
+
+    # A refresh that fails normally ended too.
+    Segment.objects.filter(pk=uk.pk).update(
+        rules={"field": "customer.nope", "op": "eq", "value": "x"}, refresh_interruptions=2
+    )
+    with pytest.raises(RuleValidationError):
+        services.refresh_segment(segment_id=uk.pk)
+    uk.refresh_from_db()
+    assert uk.refresh_state == "failed" and uk.refresh_interruptions == 0
+
+    # At the limit (a setting) nothing runs: full, incremental or hourly; the membership stays.
+    settings.SEGMENTS_REFRESH_MAX_INTERRUPTIONS = 2
+    Segment.objects.filter(pk=uk.pk).update(
+        rules={"field": "customer.country", "op": "eq", "value": "FR"}, refresh_interruptions=2
+    )
+    everyone = list(Customer.objects.values_list("pk", flat=True))
+    assert services.refresh_segment(segment_id=uk.pk).skipped == "interrupted"
+    assert services.refresh_segment(segment_id=uk.pk, customer_ids=everyone).skipped == "interrupted"
+    assert [r.skipped for r in services.refresh_segments(segment_ids=[uk.pk])] == ["interrupted"]
+    uk.refresh_from_db()
+    assert uk.refresh_state == "failed" and uk.refresh_interruptions == 2
+    assert uk.refresh_error == services.interrupted_error(2)
+    assert uk.refresh_error.startswith("refresh interrupted 2 times in a row (worker killed")
+    assert members(uk) == {"gb0", "gb1"} and uk.member_count == 2
+
+    # An explicit request gives it another round; a segment below the limit keeps its count.
+    other = Segment.objects.create(name="Other", rules={}, refresh_interruptions=1)
+    services.request_refresh(segment_ids=[uk.pk, other.pk])
+    uk.refresh_from_db()
+    assert uk.refresh_state == "queued" and uk.refresh_interruptions == 0
+    assert Segment.objects.get(pk=other.pk).refresh_interruptions == 1
+    assert services.refresh_segment(segment_id=uk.pk).exited == 2
+    assert Segment.objects.get(pk=uk.pk).refresh_state == "idle"

@@ -18,48 +18,36 @@ main process connected from that port. Only that pid is killed.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-import psutil
 import pytest
 
-from customers.models import Customer
 from segments import services
 from segments.models import Segment, SegmentMembership
 from segments.tasks import reconcile, refresh, refresh_all
 from tests.factories.customers import CustomerFactory
-from tests.integration.campaigns.real_parts import CeleryWorker, dead, wait_until
+from tests.integration.campaigns.real_parts import CeleryWorker, wait_until
 from tests.reliability.segments.scenario import (
+    PEOPLE,
+    Moving,
     backend_alive,
+    comes_back,
+    deliveries,
+    everyone_moves,
+    kill_the_sleeping_refresh,
     lock_held,
     lock_waiters,
     members,
     open_rows_per_member,
-    pool_child_of,
     segment_lock,
-    sleeping_refresh,
     slow_entry,
 )
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
-PEOPLE = 30
 # The dead refresh's statement sleeps this long: Celery put the message back 0.4-5 s after the
 # kill in these tests, so the second run usually meets the dead session's lock and waits for it.
 SLEEP_SECONDS = 12
-
-
-def deliveries(log: str, task: str, task_id: str) -> int:
-    return log.count(f"Task {task}[{task_id}] received")
-
-
-def comes_back(worker: CeleryWorker, task: str, task_id: str, killed: float) -> float:
-    """Seconds from the kill until the worker received the message again."""
-    wait_until(
-        lambda: deliveries(worker.output(), task, task_id) == 2, 60, "the message to come back", worker
-    )
-    return time.monotonic() - killed
 
 
 def assert_put_back_once(worker: CeleryWorker, task: str, task_id: str) -> None:
@@ -67,55 +55,6 @@ def assert_put_back_once(worker: CeleryWorker, task: str, task_id: str) -> None:
     log = worker.output()
     assert "WorkerLostError" in log, log[-3000:]
     assert deliveries(log, task, task_id) == 2
-
-
-@dataclass
-class Moving:
-    """UK (30 British members) refreshed; then everyone moved country, so the next refresh swaps them."""
-
-    uk: Segment
-    british: set[str]
-    french: list[Customer]
-    first_refresh: datetime
-
-    @property
-    def slowest(self) -> Customer:
-        """The refresh enters the French in id order: entering the last one sleeps (slow_entry)."""
-        return self.french[-1]
-
-
-def everyone_moves(worker: CeleryWorker) -> Moving:
-    british = [CustomerFactory(external_id=f"gb{i}", country="GB") for i in range(PEOPLE)]
-    french = [CustomerFactory(external_id=f"fr{i}", country="FR") for i in range(PEOPLE)]
-    uk = Segment.objects.create(name="UK", rules={"field": "customer.country", "op": "eq", "value": "GB"})
-    refresh.delay(uk.pk)
-    wait_until(
-        lambda: Segment.objects.get(pk=uk.pk).refreshed_at is not None, 60, "the first refresh", worker
-    )
-    assert members(uk) == {c.external_id for c in british}
-    assert SegmentMembership.objects.filter(segment=uk).count() == PEOPLE
-    Customer.objects.filter(pk__in=[c.pk for c in british]).update(country="FR")
-    Customer.objects.filter(pk__in=[c.pk for c in french]).update(country="GB")
-    return Moving(
-        uk=uk,
-        british={c.external_id for c in british},
-        french=french,
-        first_refresh=Segment.objects.get(pk=uk.pk).refreshed_at,
-    )
-
-
-def kill_the_sleeping_refresh(worker: CeleryWorker, segment: Segment) -> tuple[int, int, float]:
-    """SIGKILL the pool child whose refresh of `segment` sleeps inside its INSERT: (child, backend, when)."""
-    backend = wait_until(
-        lambda: sleeping_refresh(segment), 60, "the refresh to sleep inside its INSERT", worker
-    )
-    child = pool_child_of(worker, backend)
-    assert child is not None, f"no pool child of {worker.process.pid} is connected to backend {backend}"
-    process = psutil.Process(child)
-    worker.kill_pool_child(child)
-    killed = time.monotonic()
-    wait_until(lambda: dead(process), 10, "the child to die")
-    return child, backend, killed
 
 
 def assert_untouched(moving: Moving, backend: int) -> None:
