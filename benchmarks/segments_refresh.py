@@ -270,7 +270,7 @@ def incremental(ids: list[int], now: datetime, n_events: int) -> dict:
     from django.db import connection
 
     from customers.models import Event
-    from segments import rollups, services
+    from segments import drain, rollups
     from segments.models import TouchedCustomer
 
     rng = random.Random(7)
@@ -292,8 +292,8 @@ def incremental(ids: list[int], now: datetime, n_events: int) -> dict:
     event_ids = [e.pk for e in created]
     try:
         started = time.perf_counter()
-        services.record_touched(event_ids=event_ids)
-        totals = services.refresh_touched(now=now)
+        drain.record_touched(event_ids=event_ids)
+        totals = drain.refresh_touched(now=now)
         incremental_seconds = time.perf_counter() - started
         after = full_refresh(ids, now)
     finally:

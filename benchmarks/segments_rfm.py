@@ -46,7 +46,7 @@ def add_orders(*, count: int, as_of: datetime, seed: int) -> list[int]:
     from django.db import connection
 
     from customers.models import Order
-    from segments.services import record_touched
+    from segments.drain import record_touched
 
     rng = random.Random(seed)
     with connection.cursor() as cursor:

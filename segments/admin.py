@@ -24,7 +24,7 @@ from django.utils.html import format_html
 
 from access.scopes import scopes_for_user
 from access.services import audit_request
-from segments import selectors, services
+from segments import selectors, services, static_upload
 from segments.models import Segment
 from segments.rules.fields import FIELDS, OPERATORS
 from segments.rules.validation import check_rule
@@ -70,8 +70,8 @@ class UploadForm(forms.Form):
         required=False, widget=forms.Textarea(attrs={"rows": 8, "cols": 60}), help_text="One per line"
     )
     file = forms.FileField(required=False, help_text="Or a CSV/text file: the first column of each row")
-    match_on = forms.ChoiceField(choices=[(m, m) for m in services.MATCH_ON])
-    mode = forms.ChoiceField(choices=[(m, m) for m in services.UPLOAD_MODES])
+    match_on = forms.ChoiceField(choices=[(m, m) for m in static_upload.MATCH_ON])
+    mode = forms.ChoiceField(choices=[(m, m) for m in static_upload.UPLOAD_MODES])
 
     def clean(self):
         data = super().clean()
@@ -253,7 +253,7 @@ class SegmentAdmin(admin.ModelAdmin):
         form = UploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             try:
-                report = services.upload_static_members(
+                report = static_upload.upload_static_members(
                     segment=segment,
                     identifiers=form.cleaned_data["values"],
                     match_on=form.cleaned_data["match_on"],

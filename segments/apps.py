@@ -30,8 +30,8 @@ def _customers_changed(sender, *, customer_ids, **kwargs) -> None:
 def _touched(*, customer_ids=None, **ids) -> None:
     import logging
 
+    from segments.drain import record_touched, touch_customers
     from segments.models import RollupState, Segment
-    from segments.services import record_touched, touch_customers
     from segments.tasks import refresh_touched
 
     # The rollups need the touch too, segments or not: previews read touched customers raw.

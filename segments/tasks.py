@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from segments import services
+from segments import drain, reconciler, services
 
 _TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
 
@@ -43,13 +43,13 @@ def refresh_all() -> dict:
 @shared_task(name="segments.refresh_touched", soft_time_limit=540, time_limit=600, **_TASK_OPTIONS)
 def refresh_touched() -> dict:
     """Incremental refresh for customers touched by new events/orders (after ingest and every minute)."""
-    return services.refresh_touched() or {"skipped": "another drain is running"}
+    return drain.refresh_touched() or {"skipped": "another drain is running"}
 
 
 @shared_task(name="segments.reconcile", soft_time_limit=120, time_limit=150, **_TASK_OPTIONS)
 def reconcile() -> dict:
     """Every few minutes (beat): refreshes whose worker died mid-way or whose task was lost run again."""
-    segment_ids = services.reconcile_refreshes()
+    segment_ids = reconciler.reconcile_refreshes()
     for pk in segment_ids:
         refresh.delay(pk)
     return {"requeued": segment_ids}

@@ -8,7 +8,7 @@ from core.api import StrictFieldsMixin
 from segments.models import Segment, SegmentMembership
 from segments.rules.validation import check_rule
 from segments.selectors import PREVIEW_SAMPLE
-from segments.services import MATCH_ON, MAX_UPLOAD, UPLOAD_MODES
+from segments.static_upload import MATCH_ON, MAX_UPLOAD, UPLOAD_MODES
 
 
 def rule_errors(rules, *, segment_id: int | None = None) -> list[str]:

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 
 from access.services import audit_request
 from core.api import Conflict, ScopedActionsMixin
-from segments import selectors, services
+from segments import selectors, services, static_upload
 from segments.api import serializers as s
 from segments.models import Segment
 from segments.rules.errors import RuleValidationError
@@ -227,7 +227,7 @@ class SegmentViewSet(ScopedActionsMixin, viewsets.ModelViewSet):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
-            report = services.upload_static_members(
+            report = static_upload.upload_static_members(
                 segment=segment, identifiers=data["identifiers"], match_on=data["match_on"], mode=data["mode"]
             )
         except DjangoValidationError as exc:

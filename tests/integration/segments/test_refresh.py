@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from customers.models import Customer
 from customers.services import ingest_events
-from segments import services
+from segments import drain, services, static_upload
 from segments.models import Segment, SegmentMembership, TouchedCustomer
 from segments.rules import RuleValidationError
 from tests.factories.catalog import ProductFactory
@@ -137,8 +137,8 @@ def test_refresh_touched_only_reads_touched_customers():
         CustomerFactory(external_id="bob", country="GB"),
     )
     segment = dynamic("UK", GB)
-    services.touch_customers(customer_ids=[ann.pk])
-    totals = services.refresh_touched()
+    drain.touch_customers(customer_ids=[ann.pk])
+    totals = drain.refresh_touched()
     assert totals["customers"] == 1 and totals["entered"] == 1
     assert current(segment) == {"ann"}  # bob was not touched, so not looked at
     services.refresh_segment(segment_id=segment.pk)
@@ -266,9 +266,11 @@ def test_static_upload_reports_unmatched_and_supports_modes():
     CustomerFactory(external_id="bob", email="bob@example.com")
     CustomerFactory(external_id="cat", email="cat@example.com")
     static = Segment.objects.create(name="List", kind=Segment.Kind.STATIC)
-    report = services.upload_static_members(segment=static, identifiers=["ann", "bob", "zed", " ", "ann"])
+    report = static_upload.upload_static_members(
+        segment=static, identifiers=["ann", "bob", "zed", " ", "ann"]
+    )
     assert (report.received, report.matched, report.unmatched, report.entered) == (3, 2, ["zed"], 2)
-    report = services.upload_static_members(
+    report = static_upload.upload_static_members(
         segment=static, identifiers=["ANN@example.com", "nobody@example.com"], match_on="email"
     )
     assert (report.matched, report.unmatched, report.exited, report.member_count) == (
@@ -278,13 +280,13 @@ def test_static_upload_reports_unmatched_and_supports_modes():
         1,
     )
     assert current(static) == {"ann"}
-    report = services.upload_static_members(segment=static, identifiers=["cat"], mode="add")
+    report = static_upload.upload_static_members(segment=static, identifiers=["cat"], mode="add")
     assert current(static) == {"ann", "cat"} and report.member_count == 2
-    services.upload_static_members(segment=static, identifiers=["ann"], mode="remove")
+    static_upload.upload_static_members(segment=static, identifiers=["ann"], mode="remove")
     assert current(static) == {"cat"}
     dynamic_segment = dynamic("UK", GB)
     with pytest.raises(Exception, match="static"):
-        services.upload_static_members(segment=dynamic_segment, identifiers=["ann"])
+        static_upload.upload_static_members(segment=dynamic_segment, identifiers=["ann"])
     assert services.refresh_segment(segment_id=static.pk).skipped == "static"
 
 

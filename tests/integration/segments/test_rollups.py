@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from customers.models import Customer, CustomerConsent, Event, Order
 from customers.services import ingest_orders, record_consent
-from segments import rollups, services
+from segments import drain, rollups, services
 from segments.features.services import compute_features
 from segments.models import (
     CustomerFeatures,
@@ -295,10 +295,10 @@ def test_rollups_answer_exactly_what_the_raw_rows_answer():
     late = Event.objects.create(
         customer=customers[2], type="view", occurred_at=AS_OF - timedelta(days=2), idempotency_key="late"
     )
-    services.record_touched(
+    drain.record_touched(
         order_ids=list(Order.objects.filter(external_id__startswith="new-").values_list("pk", flat=True))
     )
-    services.record_touched(event_ids=[late.pk])
+    drain.record_touched(event_ids=[late.pk])
     assert TouchedCustomer.objects.count() == 3
     # touched customers read raw (the split); with nobody touched, the rule is compiled once
     assert "segments_touchedcustomer" in str(matching_customers(SUBTREE_RULE, now=AS_OF).query)
@@ -311,7 +311,7 @@ def test_rollups_answer_exactly_what_the_raw_rows_answer():
             assert preview == preview_rule(rule=rule, now=now, sample_size=100, use_rollups=False), rule
 
     # The drain refreshes their rollups, then their segments, then forgets them.
-    services.refresh_touched(now=AS_OF)
+    drain.refresh_touched(now=AS_OF)
     assert not TouchedCustomer.objects.exists()
     assert (
         CustomerRollup.objects.get(customer=buyer).order_count
@@ -413,7 +413,7 @@ def test_consent_changes_and_features_runs_keep_the_rollup_facts_exact(django_ca
     # A consent change, committed and announced but not yet drained: that customer reads raw.
     target = next(c for c in customers if CustomerRollup.objects.get(customer=c).consent_email != "withdrawn")
     record_consent(customer=target, channel="email", action="withdrawn", source="test")
-    services.touch_customers(customer_ids=[target.pk])  # what the announcement does first
+    drain.touch_customers(customer_ids=[target.pk])  # what the announcement does first
     assert CustomerRollup.objects.get(customer=target).consent_email != "withdrawn"
     assert_same("consent changed, touched, not drained")
 
@@ -426,7 +426,7 @@ def test_consent_changes_and_features_runs_keep_the_rollup_facts_exact(django_ca
         record_consent(customer=other, channel="sms", action="granted", source="test")
     assert not TouchedCustomer.objects.filter(customer_id=other.pk).exists()
     assert CustomerRollup.objects.get(customer=other).consent_sms == "granted"
-    services.refresh_touched(now=AS_OF)
+    drain.refresh_touched(now=AS_OF)
     assert CustomerRollup.objects.get(customer=target).consent_email == "withdrawn"
     assert_same("consent changes drained")
 

@@ -23,6 +23,7 @@ from django.utils import timezone
 from catalog.models import Product
 from customers.models import Customer
 from customers.services import ingest_orders
+from segments import static_upload
 from segments import services
 from segments.models import Segment, SegmentMembership
 
@@ -39,8 +40,8 @@ after_ingest = sorted(SegmentMembership.objects.filter(segment=buyers, exited_at
                       .values_list("customer__external_id", flat=True))
 again = services.refresh_segment(segment_id=buyers.pk)
 vip = Segment.objects.create(name="VIP", kind="static")
-upload = services.upload_static_members(segment=vip, identifiers=["c0", "c2", "nobody"])
-removed = services.upload_static_members(segment=vip, identifiers=["c2"], mode="remove")
+upload = static_upload.upload_static_members(segment=vip, identifiers=["c0", "c2", "nobody"])
+removed = static_upload.upload_static_members(segment=vip, identifiers=["c2"], mode="remove")
 print(json.dumps({
     "first": first.member_count, "after_ingest": after_ingest,
     "again": [again.entered, again.exited, again.member_count],

@@ -14,8 +14,7 @@ import pytest
 
 from customers.models import Customer, Order
 from customers.services import ingest_orders
-from segments import rollups
-from segments import services as segment_services
+from segments import drain, rollups
 from segments.features import services
 from segments.features.recency import recency_days, recency_expression
 from segments.features.selectors import customer_features
@@ -100,7 +99,7 @@ def test_rollup_source_writes_what_the_orders_write():
         },
     ]
     assert ingest_orders(rows=rows).created == 3
-    segment_services.record_touched(
+    drain.record_touched(
         order_ids=list(Order.objects.filter(external_id__startswith="night-").values_list("pk", flat=True))
     )
     assert TouchedCustomer.objects.count() == 3
@@ -110,7 +109,7 @@ def test_rollup_source_writes_what_the_orders_write():
     assert {row[0]: row[1] for row in fast}[newcomer.pk] == 1
 
     # After the drain the rollups carry them: still the same.
-    segment_services.refresh_touched(now=NOW)
+    drain.refresh_touched(now=NOW)
     assert not TouchedCustomer.objects.exists()
     fast, raw, source = _both_ways(NOW)
     assert source == "rollups" and fast == raw

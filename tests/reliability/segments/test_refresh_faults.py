@@ -16,7 +16,7 @@ import pytest
 from django.utils import timezone
 
 from customers.models import Customer
-from segments import services
+from segments import reconciler, services
 from segments.models import Segment, SegmentMembership
 from segments.rules.errors import RuleValidationError
 from segments.tasks import reconcile, refresh
@@ -61,7 +61,7 @@ def test_refresh_killed_midway_keeps_the_membership_and_is_reconciled(
         # The server-side statement finishes its sleep, finds its client gone and rolls back.
         # While it holds the lock, the reconciler leaves the segment alone.
         assert lock_held(uk)
-        assert services.reconcile_refreshes(running_grace=timedelta(0)) == []
+        assert reconciler.reconcile_refreshes(running_grace=timedelta(0)) == []
         assert Segment.objects.get(pk=uk.pk).refresh_state == "running"
         wait_until(lambda: not lock_held(uk), 30, "the dead refresh's transaction to end")
         rolled_back = time.monotonic() - killed
@@ -75,7 +75,7 @@ def test_refresh_killed_midway_keeps_the_membership_and_is_reconciled(
     refresh.delay(de.pk)
     with app.connection_for_write() as conn:
         conn.default_channel.queue_purge("segments")
-    Segment.objects.filter(pk=de.pk).update(refresh_queued_at=timezone.now() - services.QUEUED_GRACE * 2)
+    Segment.objects.filter(pk=de.pk).update(refresh_queued_at=timezone.now() - reconciler.QUEUED_GRACE * 2)
 
     # The beat task (its 60 s grace shortened): UK is dead, so queued again with the reason; DE
     # was lost, so enqueued again. Both visible through the API meanwhile.
@@ -115,7 +115,7 @@ def test_a_refresh_interrupted_twice_in_a_row_is_failed_not_requeued(transaction
         refresh_started_at=timezone.now(),  # within the grace: it may be about to take its lock
     )
 
-    assert services.reconcile_refreshes() == []
+    assert reconciler.reconcile_refreshes() == []
 
     segment.refresh_from_db()
     assert segment.refresh_state == "failed"

@@ -22,7 +22,7 @@ import time
 import pytest
 
 from customers.models import Customer
-from segments import services
+from segments import drain, services
 from segments.models import Segment, SegmentMembership, TouchedCustomer
 from segments.tasks import reconcile, refresh, refresh_all, refresh_touched
 from tests.factories.customers import CustomerFactory
@@ -157,7 +157,7 @@ def test_touched_drain_killed_in_its_pool_child_loses_no_touched_customer(start_
     uk = moving.uk
     TouchedCustomer.objects.all().delete()
     everyone = list(Customer.objects.values_list("pk", flat=True))
-    services.touch_customers(customer_ids=everyone)
+    drain.touch_customers(customer_ids=everyone)
     touched = set(TouchedCustomer.objects.values_list("customer_id", flat=True))
     assert touched == set(everyone) and len(touched) == 2 * PEOPLE
 

@@ -22,7 +22,7 @@ from datetime import timedelta
 
 import pytest
 
-from segments import services
+from segments import reconciler, services
 from segments.models import Segment, SegmentMembership
 from segments.tasks import reconcile, refresh, refresh_all
 from tests.factories.customers import CustomerFactory
@@ -124,7 +124,7 @@ def test_pool_child_killed_mid_refresh_keeps_the_membership_and_the_redelivery_r
         shown = api.get(f"/api/v1/segments/{uk.pk}/").json()
         assert shown["refresh_state"] == "running" and shown["member_count"] == PEOPLE
         # While the dead backend holds the lock, the reconciler (even with no grace) leaves it alone.
-        assert services.reconcile_refreshes(running_grace=timedelta(0)) == []
+        assert reconciler.reconcile_refreshes(running_grace=timedelta(0)) == []
         assert Segment.objects.get(pk=uk.pk).refresh_state == "running"
 
         # The main process lives and gets the message back; meanwhile a free child serves another
