@@ -19,13 +19,11 @@ spend; a cancelled or wholly returned order with a positive total counts for not
 
 from __future__ import annotations
 
-import io
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -47,6 +45,7 @@ from segments.analytics import (
     fit_gamma_gamma,
 )
 from segments.analytics.summary import days_per_unit
+from segments.features.columns import decimal_value, write_columns
 from segments.features.models import AnalyticsRun
 from segments.features.recency import scored_as_of
 from segments.features.sql import (
@@ -309,12 +308,6 @@ def _write_features(*, mapping: RFMMapping, as_of: datetime, source: str) -> tup
     return written, {"compute_and_write": time.perf_counter() - started}
 
 
-def _decimal(value) -> Decimal | None:
-    if value is None:
-        return None
-    return Decimal(str(round(float(value), 2)))
-
-
 def _datetime(value):
     if value is None or isinstance(value, datetime):
         return value
@@ -332,8 +325,8 @@ def _write_features_portable(*, select: str, params: dict[str, Any]) -> int:
                 CustomerFeatures(
                     customer_id=row[0],
                     frequency=row[1],
-                    monetary=_decimal(row[2]),
-                    average_order_value=_decimal(row[3]),
+                    monetary=decimal_value(row[2]),
+                    average_order_value=decimal_value(row[3]),
                     first_order_at=_datetime(row[4]),
                     last_order_at=_datetime(row[5]),
                     rfm_r=row[6],
@@ -355,108 +348,6 @@ def _write_features_portable(*, select: str, params: dict[str, Any]) -> int:
     return written
 
 
-# --- bulk column writes ----------------------------------------------------------------------------------
-
-
-def _write_columns(*, customer_ids: np.ndarray, values: dict[str, np.ndarray], clear_others: bool) -> None:
-    """Set columns of `CustomerFeatures` per customer id; with `clear_others`, NULL them elsewhere.
-
-    PostgreSQL: the values are copied (COPY) into a temporary table, then one
-    ``UPDATE ... FROM`` joins it and rewrites only the rows whose values changed; elsewhere
-    ``bulk_update`` in chunks.
-    """
-    table = CustomerFeatures._meta.db_table
-    names = list(values)
-    ids = [int(i) for i in customer_ids]
-    if connection.vendor == "postgresql":
-        _write_columns_postgresql(table=table, ids=ids, values=values, clear_others=clear_others)
-        return
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        objects = []
-        for offset, customer_id in enumerate(chunk):
-            obj = CustomerFeatures(customer_id=customer_id)
-            for name in names:
-                setattr(obj, name, _model_value(name, values[name][start + offset]))
-            objects.append(obj)
-        CustomerFeatures.objects.bulk_update(objects, names, batch_size=500)
-    if clear_others:
-        stale = sorted(
-            set(
-                CustomerFeatures.objects.filter(**{f"{names[0]}__isnull": False}).values_list(
-                    "customer_id", flat=True
-                )
-            )
-            - set(ids)
-        )
-        for start in range(0, len(stale), _CHUNK):
-            CustomerFeatures.objects.filter(customer_id__in=stale[start : start + _CHUNK]).update(
-                **dict.fromkeys(names)
-            )
-
-
-def _copy_text(value) -> str:
-    value = _plain(value)
-    return "\\N" if value is None else repr(value) if isinstance(value, float) else str(value)
-
-
-def _write_columns_postgresql(
-    *, table: str, ids: list[int], values: dict[str, np.ndarray], clear_others: bool
-) -> None:
-    names = list(values)
-    columns = ", ".join(f"{n} {_pg_type(n)}" for n in names)
-    buffer = io.StringIO()
-    for index, customer_id in enumerate(ids):
-        buffer.write("\t".join([str(customer_id), *(_copy_text(values[n][index]) for n in names)]) + "\n")
-    buffer.seek(0)
-    assignments = ", ".join(f"{n} = v.{n}" for n in names)
-    changed = " OR ".join(f"t.{n} IS DISTINCT FROM v.{n}" for n in names)
-    with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS segment_features_columns")
-        cursor.execute(
-            f"CREATE TEMP TABLE segment_features_columns (customer_id bigint PRIMARY KEY, {columns}) ON COMMIT DROP"
-        )
-        cursor.cursor.copy_expert(
-            f"COPY segment_features_columns (customer_id, {', '.join(names)}) FROM STDIN", buffer
-        )
-        cursor.execute("ANALYZE segment_features_columns")
-        cursor.execute(
-            f"UPDATE {table} AS t SET {assignments} FROM segment_features_columns AS v "  # noqa: S608
-            f"WHERE t.customer_id = v.customer_id AND ({changed})"
-        )
-        if clear_others:
-            cursor.execute(
-                f"UPDATE {table} AS t SET {', '.join(f'{n} = NULL' for n in names)} "  # noqa: S608
-                f"WHERE t.{names[0]} IS NOT NULL AND NOT EXISTS ("
-                f"SELECT 1 FROM segment_features_columns AS v WHERE v.customer_id = t.customer_id)"
-            )
-        cursor.execute("DROP TABLE segment_features_columns")
-
-
-def _pg_type(name: str) -> str:
-    field = CustomerFeatures._meta.get_field(name)
-    internal = field.get_internal_type()
-    if internal == "DecimalField":
-        return f"numeric({field.max_digits},{field.decimal_places})"
-    if internal == "FloatField":
-        return "double precision"
-    return "integer"
-
-
-def _plain(value):
-    value = value.item() if isinstance(value, np.generic) else value
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _model_value(name: str, value):
-    value = _plain(value)
-    if value is not None and CustomerFeatures._meta.get_field(name).get_internal_type() == "DecimalField":
-        return _decimal(value)
-    return value
-
-
 # --- clusters --------------------------------------------------------------------------------------------
 
 
@@ -476,7 +367,7 @@ def compute_clusters(*, k_range: tuple[int, int] | None = None, seed: int = 0) -
         )
         with transaction.atomic():
             _lock()
-            _write_columns(customer_ids=ids, values={"cluster": clusters.labels}, clear_others=True)
+            write_columns(customer_ids=ids, values={"cluster": clusters.labels}, clear_others=True)
             _sync_rollups()
         _vacuum_features()  # fresh statistics for the new column values (see compute_clv)
         summary = {
@@ -551,7 +442,7 @@ def compute_clv(*, as_of: datetime | None = None) -> AnalyticsRun:
         result = _fit_clv(as_of=as_of)
         with transaction.atomic():
             _lock()
-            _write_columns(
+            write_columns(
                 customer_ids=result.pop("customer_ids"), values=result.pop("values"), clear_others=True
             )
             _sync_rollups()
